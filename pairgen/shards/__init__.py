@@ -11,10 +11,11 @@ from pairgen.shards.format import (
     shard_name,
 )
 from pairgen.shards.manifest import build_manifest, load_manifest, write_manifest
-from pairgen.shards.reader import Pair, decode_pair, iter_pairs, list_shards, shard_urls
+from pairgen.shards.reader import Pair, decode_pair, iter_pairs, list_shards, refuse_unsafe_members, shard_urls
 from pairgen.shards.writer import ShardStats, encode_pair, is_complete, write_bytes_atomic, write_shard
 
 __all__ = [
+    "refuse_unsafe_members",
     "MANIFEST_NAME",
     "MEMBERS",
     "RESOLVED_CONFIG_NAME",

@@ -97,7 +97,21 @@ def iter_pairs(source: str | Path | list[str | Path]) -> Iterator[Pair]:
         return iter(())
     pipeline = wds.DataPipeline(
         wds.SimpleShardList(urls),
-        wds.tarfile_to_samples(),
+        wds.tariterators.url_opener,
+        wds.tariterators.tar_file_expander,
+        refuse_unsafe_members,
+        wds.tariterators.group_by_keys,
         wds.map(decode_pair),
     )
     return iter(pipeline)
+
+
+def refuse_unsafe_members(files: Iterator[dict]) -> Iterator[dict]:
+    """webdataset stage between tar expansion and grouping: every member name must be flat and known.
+
+    Checking before grouping means a bad name is refused even when it would form a sample of its own.
+    """
+    for item in files:
+        if item:  # webdataset marks the end of each shard with an empty dict
+            check_member_name(item["fname"], item.get("__url__", "?"))
+        yield item

@@ -131,9 +131,11 @@ def write_shard(directory: str | Path, name: str, samples: Iterable[Sample]) -> 
     try:
         with open(tmp, "wb") as handle:
             writer = wds.TarWriter(handle, user=TAR_USER, group=TAR_USER, mode=0o444, mtime=TAR_MTIME, encoder=False)
-            for sample in ordered:
-                writer.write(sample)
-            writer.close()
+            try:
+                for sample in ordered:
+                    writer.write(sample)
+            finally:
+                writer.close()
             handle.flush()
             os.fsync(handle.fileno())
         filesize, sha256, md5sum = file_digests(tmp)
