@@ -1,0 +1,143 @@
+"""Generation-level negatives: the same model, prompt and seed as a positive, generated worse on purpose.
+
+These are the cheapest AIGC-specific quality negatives (family "generation", aspect "quality"): each
+kind maps a severity 1..5 to one setting (per-model values in `GenerationNegativesConfig`) and turns the
+positive's resolved request into the negative's request. Adding a kind is one class with `@register`.
+Image-side alignment negatives (a perturbed prompt, same model and seed) are `alignment_negative`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pairgen.config_base import SEVERITY_MAX, SEVERITY_MIN
+from pairgen.generators.config import GenerationNegativesConfig
+from pairgen.generators.requests import GenerationRequest
+
+GENERATION_NEGATIVES: dict[str, type[GenerationNegative]] = {}
+_SIDE_ALIGNMENT = 8  # diffusers pipelines need sides divisible by the VAE factor
+
+
+def register(cls: type[GenerationNegative]) -> type[GenerationNegative]:
+    GENERATION_NEGATIVES[cls.kind] = cls
+    return cls
+
+
+class NotApplicableError(ValueError):
+    """This kind cannot degrade this positive (e.g. low guidance for a model run without guidance)."""
+
+
+class GenerationNegative:
+    """Base class: `setting(severity)` picks the config value, `apply` builds the negative's request."""
+
+    kind: ClassVar[str]
+    family: ClassVar[str] = "generation"
+    aspect: ClassVar[str] = "quality"
+    config_field: ClassVar[str]
+    """The `GenerationNegativesConfig` field holding this kind's per-severity values."""
+
+    def __init__(self, config: GenerationNegativesConfig | None = None):
+        self.config = config or GenerationNegativesConfig()
+
+    def setting(self, severity: int) -> float:
+        if not SEVERITY_MIN <= severity <= SEVERITY_MAX:
+            raise ValueError(f"severity must be within {SEVERITY_MIN}..{SEVERITY_MAX}, got {severity}")
+        return getattr(self.config, self.config_field)[severity - SEVERITY_MIN]
+
+    def request(self, positive: GenerationRequest, severity: int, image: np.ndarray | None = None) -> GenerationRequest:
+        """The negative of `positive` (a request with defaults resolved, see `Generator.resolve`)."""
+        if positive.steps is None or positive.guidance is None or positive.resolution is None:
+            raise ValueError("resolve the positive request first (Generator.resolve) so its settings are known")
+        value = self.setting(severity)
+        degradation = {"family": self.family, "aspect": self.aspect, "kind": self.kind, "severity": severity, self.config_field: value}
+        return replace(self.apply(positive, value, image), degradation=degradation)
+
+    def apply(self, positive: GenerationRequest, value: float, image: np.ndarray | None) -> GenerationRequest:
+        raise NotImplementedError
+
+
+@register
+class FewSteps(GenerationNegative):
+    """Stop denoising early: a fraction of the positive's steps, at least 1 and always fewer."""
+
+    kind, config_field = "few_steps", "step_fraction"
+
+    def apply(self, positive, value, image):
+        if positive.steps < 2:
+            raise NotApplicableError(f"few_steps needs a positive with at least 2 steps, got {positive.steps}")
+        return replace(positive, steps=min(positive.steps - 1, max(1, round(positive.steps * value))))
+
+
+@register
+class LowGuidance(GenerationNegative):
+    """Weaken classifier-free guidance towards 1 (no guidance): washed-out, incoherent images."""
+
+    kind, config_field = "low_guidance", "guidance_fraction"
+
+    def apply(self, positive, value, image):
+        if positive.guidance <= 1.0:
+            raise NotApplicableError(f"low_guidance needs a positive with guidance > 1, got {positive.guidance}")
+        return replace(positive, guidance=1.0 + (positive.guidance - 1.0) * value)
+
+
+@register
+class OverGuidance(GenerationNegative):
+    """Multiply the guidance scale: over-saturated, burnt, high-contrast artefacts."""
+
+    kind, config_field = "over_guidance", "guidance_factor"
+
+    def apply(self, positive, value, image):
+        return replace(positive, guidance=max(positive.guidance, 1.0) * value)
+
+
+@register
+class LowResolutionUpscaled(GenerationNegative):
+    """Generate at a fraction of each side, then resize back to the positive's size (blur, lost detail)."""
+
+    kind, config_field = "low_resolution_upscaled", "resolution_fraction"
+
+    def apply(self, positive, value, image):
+        low = tuple(max(_SIDE_ALIGNMENT, round(side * value / _SIDE_ALIGNMENT) * _SIDE_ALIGNMENT) for side in positive.resolution)
+        return replace(positive, resolution=low, upscale_to=tuple(positive.resolution))
+
+
+@register
+class LatentNoise(GenerationNegative):
+    """Add Gaussian noise to the final latents before decoding (grain, colour blotches)."""
+
+    kind, config_field = "latent_noise", "latent_noise"
+
+    def apply(self, positive, value, image):
+        return replace(positive, latent_noise=value)
+
+
+@register
+class SDEdit(GenerationNegative):
+    """Re-noise the positive image to `strength` and denoise it again (img2img): re-rendering artefacts.
+
+    Needs the positive's image, so it runs after the positive.
+    """
+
+    kind, config_field = "sdedit", "sdedit_strength"
+
+    def apply(self, positive, value, image):
+        if image is None:
+            raise ValueError("sdedit needs the positive's image (pass image=...)")
+        expected = tuple(positive.upscale_to or positive.resolution)
+        if (image.shape[1], image.shape[0]) != expected or image.dtype != np.uint8:
+            raise ValueError(f"sdedit needs the positive's uint8 image of size {expected}, got {image.shape} {image.dtype}")
+        return replace(positive, init_image=image, strength=value)
+
+
+def alignment_negative(positive: GenerationRequest, perturbed_prompt: str, perturbation: dict[str, Any] | None = None) -> GenerationRequest:
+    """An image-side alignment negative: the perturbed prompt with the positive's model, seed and settings.
+
+    `perturbation` (what the prompt engine changed) is recorded in the provenance.
+    """
+    if perturbed_prompt == positive.prompt:
+        raise ValueError("the perturbed prompt is identical to the positive's prompt")
+    degradation = {"family": "prompt", "aspect": "alignment", "kind": "perturbed_prompt", "original_prompt": positive.prompt}
+    return replace(positive, prompt=perturbed_prompt, degradation=degradation | (perturbation or {}))
