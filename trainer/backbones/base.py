@@ -1,0 +1,133 @@
+"""What every backbone offers the critic: a picklable batch processor and token features.
+
+A backbone turns (image, prompt) items into `TokenFeatures`: per chosen layer, visual tokens and text
+tokens with padding masks. The fusion head only sees these, so any model that can expose token states
+(a VLM's LM layers, CLIP towers, a CNN + a text encoder) plugs in as one registered class.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from trainer.backbones.lora import apply_lora, lora_modules
+from trainer.config import LoraOptions
+
+
+@dataclass
+class TokenFeatures:
+    """`visual[l]`: [B, N, D_l], `text[l]`: [B, T, D_l]; masks are True on real (non-padding) tokens."""
+
+    visual: list[Tensor]
+    text: list[Tensor]
+    visual_mask: Tensor
+    text_mask: Tensor
+
+
+def check_images(images: Sequence[np.ndarray]) -> None:
+    """Refuse what a processor would silently misread (grey, RGBA, 16-bit, float)."""
+    for index, image in enumerate(images):
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+            raise ValueError(f"image {index}: expected a uint8 RGB array of shape (H, W, 3), got {got}")
+
+
+class Backbone(nn.Module, ABC):
+    """Base of all backbones. Subclasses set `processor`, `visual_dims`, `text_dims` in `__init__`.
+
+    `processor(images, prompts)` returns the model inputs as tensors; it is a plain picklable object so
+    data-loader workers can run it without a copy of the weights.
+    """
+
+    name: ClassVar[str]
+    processor: Any
+    visual_dims: list[int]
+    text_dims: list[int]
+
+    def prepare(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, Tensor]:
+        check_images(images)
+        return self.processor(list(images), list(prompts))
+
+    def preprocess_images(self, images: Sequence[np.ndarray]) -> Tensor:
+        check_images(images)
+        return self.processor.images(list(images))
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, Tensor]:
+        return self.processor.texts(list(texts))
+
+    @property
+    def image_processor(self) -> Any:
+        return self.processor.image_processor
+
+    @abstractmethod
+    def forward(self, **inputs: Tensor) -> TokenFeatures:
+        """Token features of the chosen layers for a prepared batch."""
+
+    def add_lora(self, options: LoraOptions) -> None:
+        """Wrap the Hugging Face submodules named by `lora_targets` with peft LoRA adapters."""
+        for attribute in self.lora_targets:
+            setattr(self, attribute, apply_lora(getattr(self, attribute), options))
+
+    lora_targets: ClassVar[tuple[str, ...]] = ()
+
+    def peft_modules(self) -> dict[str, nn.Module]:
+        return lora_modules(self)
+
+    def new_parameter_names(self) -> list[str]:
+        """Parameters created here rather than loaded pretrained (projections): saved with the head."""
+        return []
+
+    def set_trainable(self, train_backbone: bool) -> None:
+        """Freeze everything pretrained; LoRA adapters and new parameters follow `train_backbone`."""
+        new = set(self.new_parameter_names())
+        for name, parameter in self.named_parameters():
+            parameter.requires_grad = train_backbone and ("lora_" in name or name in new)
+
+    def train(self, mode: bool = True) -> Backbone:
+        """Pretrained weights stay frozen, so batch-norm statistics and dropout stay in eval mode
+        unless LoRA is being trained (then dropout inside the adapters matters)."""
+        super().train(mode and any(p.requires_grad for p in self.parameters()))
+        return self
+
+
+class DualTowerBackbone(Backbone):
+    """A backbone with separate image and text towers and pooled embeddings in a shared space.
+
+    `text_input_embeddings` + `encode_text_embeddings` let a caller splice learnable context vectors
+    into the token embeddings (CoOp-style prompt learning) on any dual-tower backbone.
+    """
+
+    @abstractmethod
+    def encode_image(self, pixel_values: Tensor) -> Tensor:
+        """Pooled image embeddings [B, E]."""
+
+    @abstractmethod
+    def text_input_embeddings(self, input_ids: Tensor) -> Tensor:
+        """Token embeddings [B, T, D] (before position embeddings) as the text tower consumes them."""
+
+    @abstractmethod
+    def encode_text_embeddings(self, embeds: Tensor, attention_mask: Tensor) -> Tensor:
+        """Pooled text embeddings [B, E] from token embeddings [B, T, D]."""
+
+    def encode_text(self, tokens: dict[str, Tensor]) -> Tensor:
+        embeds = self.text_input_embeddings(tokens["input_ids"])
+        return self.encode_text_embeddings(embeds, tokens["attention_mask"])
+
+
+def select_layers(hidden_states: Sequence[Tensor], layers: Sequence[int]) -> list[Tensor]:
+    """Pick hidden states by index (negative counts from the last); a bad index names the range."""
+    count = len(hidden_states)
+    for layer in layers:
+        if not -count <= layer < count:
+            raise ValueError(f"layer {layer} does not exist; this model has hidden states 0..{count - 1}")
+    return [hidden_states[layer] for layer in layers]
+
+
+def full_mask(tokens: Tensor) -> Tensor:
+    return torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)

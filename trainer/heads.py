@@ -1,0 +1,76 @@
+"""The critic head: gated fusion of multi-layer, two-modality tokens and a Quality Query Transformer.
+
+Fusion: every (modality, layer) source is projected to a common width; learned softmax gates weigh
+the layers within a modality and a learned sigmoid gate per channel scales each modality, so training
+decides which depths and which modality matter. The fused sequence is [visual tokens; text tokens]
+with a modality embedding. QQT: learnable queries in two groups (quality, alignment) self-attend and
+cross-attend over the fused tokens for a few layers; each group is mean-pooled into one scalar score.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from trainer.backbones.base import TokenFeatures
+from trainer.config import HeadConfig
+
+
+class GatedFusion(nn.Module):
+    def __init__(self, visual_dims: list[int], text_dims: list[int], hidden: int):
+        super().__init__()
+        self.visual_proj = nn.ModuleList(nn.Sequential(nn.LayerNorm(d), nn.Linear(d, hidden)) for d in visual_dims)
+        self.text_proj = nn.ModuleList(nn.Sequential(nn.LayerNorm(d), nn.Linear(d, hidden)) for d in text_dims)
+        self.visual_layer_gate = nn.Parameter(torch.zeros(len(visual_dims)))
+        self.text_layer_gate = nn.Parameter(torch.zeros(len(text_dims)))
+        self.modality_gate = nn.Parameter(torch.zeros(2, hidden))  # sigmoid(0) = 0.5: both modalities start equal
+        self.modality_embedding = nn.Parameter(torch.zeros(2, hidden))
+        nn.init.normal_(self.modality_embedding, std=0.02)
+
+    @staticmethod
+    def _mix(tokens: list[Tensor], projections: nn.ModuleList, gate: Tensor) -> Tensor:
+        weights = torch.softmax(gate, dim=0)
+        return sum(w * proj(t.float()) for w, proj, t in zip(weights, projections, tokens, strict=True))
+
+    def forward(self, features: TokenFeatures) -> tuple[Tensor, Tensor]:
+        """Fused tokens [B, N+T, H] and their validity mask [B, N+T]."""
+        visual = self._mix(features.visual, self.visual_proj, self.visual_layer_gate)
+        text = self._mix(features.text, self.text_proj, self.text_layer_gate)
+        gates = torch.sigmoid(self.modality_gate)
+        visual = visual * gates[0] + self.modality_embedding[0]
+        text = text * gates[1] + self.modality_embedding[1]
+        return torch.cat([visual, text], dim=1), torch.cat([features.visual_mask, features.text_mask], dim=1)
+
+
+class QualityQueryTransformer(nn.Module):
+    def __init__(self, config: HeadConfig):
+        super().__init__()
+        self.groups = (config.quality_queries, config.alignment_queries)
+        self.queries = nn.Parameter(torch.randn(sum(self.groups), config.hidden) * 0.02)
+        layer = nn.TransformerDecoderLayer(
+            d_model=config.hidden,
+            nhead=config.heads,
+            dim_feedforward=config.hidden * 2,
+            dropout=config.dropout,
+            batch_first=True,
+            norm_first=True,
+        )
+        self.decoder = nn.TransformerDecoder(layer, num_layers=config.layers, norm=nn.LayerNorm(config.hidden))
+        self.quality = nn.Sequential(nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.Linear(config.hidden, 1))
+        self.alignment = nn.Sequential(nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.Linear(config.hidden, 1))
+
+    def forward(self, tokens: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        queries = self.queries.unsqueeze(0).expand(tokens.shape[0], -1, -1)
+        out = self.decoder(queries, tokens, memory_key_padding_mask=~mask)
+        quality, alignment = out.split(self.groups, dim=1)
+        return {"quality": self.quality(quality.mean(1)).squeeze(-1), "alignment": self.alignment(alignment.mean(1)).squeeze(-1)}
+
+
+class CriticHead(nn.Module):
+    def __init__(self, visual_dims: list[int], text_dims: list[int], config: HeadConfig):
+        super().__init__()
+        self.fusion = GatedFusion(visual_dims, text_dims, config.hidden)
+        self.qqt = QualityQueryTransformer(config)
+
+    def forward(self, features: TokenFeatures) -> dict[str, Tensor]:
+        return self.qqt(*self.fusion(features))
