@@ -34,7 +34,8 @@ def krcc(pred: Sequence[float], target: Sequence[float]) -> float:
 
 def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
     """VQEG four-parameter logistic: b2 + (b1 - b2) / (1 + exp(-(x - b3) / |b4|))."""
-    return b2 + (b1 - b2) / (1.0 + np.exp(-(x - b3) / (np.abs(b4) + 1e-12)))
+    with np.errstate(over="ignore"):  # saturated tails are exactly b1 / b2
+        return b2 + (b1 - b2) / (1.0 + np.exp(-(x - b3) / (np.abs(b4) + 1e-12)))
 
 
 def fit_logistic4(pred: Sequence[float], target: Sequence[float]) -> tuple[np.ndarray, bool]:
