@@ -1,6 +1,6 @@
 """Atomic, byte-reproducible shard writing.
 
-The tar goes to `*.tar.tmp`, is fsynced and renamed; the `*.stats.json` completion marker is written
+The tar goes to a private `*.tar.{pid}.tmp`, is fsynced and renamed; the `*.stats.json` completion marker is written
 last the same way. Samples are sorted by key and every tar header field is fixed, so the same pairs
 give the same sha256 whatever order they arrived in.
 """
@@ -81,9 +81,19 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def temporary_path(path: Path) -> Path:
+    """`pairs-000003.tar` -> `pairs-000003.tar.{pid}.tmp`: private to this writer.
+
+    Unique per process so that two writers of the same shard (a retried task racing a worker that
+    outlived its driver) never interleave bytes in one file; both write the same content and the
+    last rename wins whole.
+    """
+    return path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to `path.tmp`, fsync, rename: readers see the old file or the whole new one."""
-    tmp = path.with_name(path.name + TMP_SUFFIX)
+    """Write to a private temporary file, fsync, rename: readers see the old file or the whole new one."""
+    tmp = temporary_path(path)
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
@@ -112,16 +122,17 @@ def _count(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return {name: dict(sorted(counter.items())) for name, counter in counters.items()}
 
 
-def write_shard(directory: str | Path, name: str, samples: Iterable[Sample]) -> ShardStats:
+def write_shard(directory: str | Path, name: str, samples: Iterable[Sample], dropped: dict[str, int] | None = None) -> ShardStats:
     """Write one complete shard atomically and then its completion marker.
 
     `samples` may arrive in any order; they are written sorted by key. A failure while writing
     leaves no file under the final name (the partial `.tmp` is removed) and re-raises with the shard
-    named. An empty shard is valid and gets a marker too.
+    named. An empty shard is valid and gets a marker too. `dropped` (planned pairs that were not
+    built, by reason) is kept in the marker so job stats can be rebuilt from markers alone.
     """
     directory = Path(directory)
     final = directory / name
-    tmp = final.with_name(final.name + TMP_SUFFIX)
+    tmp = temporary_path(final)
     ordered = sorted(samples, key=lambda s: s["__key__"])
     keys = [_check_sample(s, name) for s in ordered]
     duplicates = sorted(k for k, n in Counter(keys).items() if n > 1)
@@ -152,7 +163,7 @@ def write_shard(directory: str | Path, name: str, samples: Iterable[Sample]) -> 
         filesize=filesize,
         sha256=sha256,
         md5sum=md5sum,
-        counts=_count(records),
+        counts={**_count(records), "dropped": dict(sorted((dropped or {}).items()))},
     )
     write_bytes_atomic(marker_path(final), stats.to_json_bytes())
     return stats
