@@ -1,0 +1,375 @@
+"""Agreement with people: evaluate a critic and baselines on a human-scored benchmark.
+
+    python -m trainer.evaluate --checkpoint CKPT --benchmark agiqa3k --root ../shared/benchmarks/agiqa3k-dev
+    python -m trainer.evaluate --baselines-only --benchmark agiqa3k --root ... --clip-agiqa out/clip_agiqa
+
+Writes `report.json`, `report.md`, `predictions.csv` and one `scatter_<method>.png` per method to
+`--out`: SRCC, KRCC and PLCC (after a four-parameter logistic fit) per MOS dimension with bootstrap
+intervals, a per-generator breakdown, and with `--pairs DIR` the pairwise accuracy on held-out
+synthetic pairs by family and corruption. Supervised baselines are scored only on images whose
+prompts they were not trained on; their rows are reported on that held-out part, next to every
+other method on the same images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer.benchmarks import BENCHMARKS, Benchmark, BenchmarkError, Dimension, load_benchmark
+from trainer.metrics import METRICS, bootstrap_ci, correlations, logistic_mapped, pairwise_accuracy
+from trainer.score import Scorer, UsageError, load_critic, parse_options, predict, to_numpy
+
+DEFAULT_BASELINES = ("laplacian", "brisque", "cosine")
+MIN_GROUP_SIZE = 5  # correlations on fewer images say nothing
+
+
+@dataclass
+class Method:
+    name: str
+    scorer: Scorer
+    supervised: bool = False
+    note: str = ""
+
+    @property
+    def train_prompts(self) -> set[str]:
+        return set(getattr(self.scorer, "train_prompts", ()))
+
+
+# --- predictions and metrics -----------------------------------------------------------------
+
+
+def method_predictions(method: Method, benchmark: Benchmark, batch_size: int) -> dict[str, np.ndarray]:
+    """All outputs of a method on the benchmark; NaN where a supervised method saw the prompt in training."""
+    allowed = [i for i, p in enumerate(benchmark.prompts) if p not in method.train_prompts]
+    if not allowed:
+        raise BenchmarkError(f"{method.name}: every prompt of {benchmark.name} was in its training data; nothing to evaluate")
+    part = benchmark.subset(allowed)
+    scores = predict(method.scorer, [i.path for i in part.items], part.prompts, batch_size, desc=method.name)
+    full = {}
+    for key, values in scores.items():
+        full[key] = np.full(len(benchmark), np.nan)
+        full[key][allowed] = values
+    return full
+
+
+def prediction_for(predictions: dict[str, np.ndarray], dimension: Dimension) -> np.ndarray | None:
+    """The output compared with a dimension: one named after it, else its target (quality/alignment)."""
+    return predictions.get(dimension.name, predictions.get(dimension.target))
+
+
+def dimension_result(pred: np.ndarray, mos: np.ndarray, groups: Sequence[str], n_boot: int) -> dict[str, Any]:
+    """Overall correlations with bootstrap intervals, and correlations per group (generator)."""
+    result: dict[str, Any] = {"n": len(mos), **correlations(pred, mos), "ci95": bootstrap_ci(pred, mos, n_boot)}
+    per_group = {}
+    for group in sorted(set(groups)):
+        idx = np.array([g == group for g in groups])
+        if idx.sum() >= MIN_GROUP_SIZE:
+            per_group[group] = {"n": int(idx.sum()), **correlations(pred[idx], mos[idx])}
+    result["per_group"] = per_group
+    return result
+
+
+def subsets_of(benchmark: Benchmark, methods: Sequence[Method]) -> dict[str, tuple[str, list[int]]]:
+    """`all` images, plus `heldout` (prompts no supervised method trained on) when there is one."""
+    subsets = {"all": (f"all {len(benchmark)} images", list(range(len(benchmark))))}
+    seen = set().union(*(m.train_prompts for m in methods))
+    if seen:
+        idx = [i for i, p in enumerate(benchmark.prompts) if p not in seen]
+        prompts = len({benchmark.prompts[i] for i in idx})
+        subsets["heldout"] = (f"prompt-disjoint held-out part: {len(idx)} images, {prompts} prompts", idx)
+    return subsets
+
+
+def evaluate_benchmark(
+    benchmark: Benchmark, predictions: dict[str, dict[str, np.ndarray]], methods: Sequence[Method], n_boot: int
+) -> dict[str, Any]:
+    """Per subset, method and dimension: metrics where the method has a prediction for every image."""
+    subsets = {}
+    for subset, (description, idx) in subsets_of(benchmark, methods).items():
+        part = benchmark.subset(idx)
+        results: dict[str, dict[str, Any]] = {}
+        for method in methods:
+            for dim in benchmark.dimensions:
+                pred = prediction_for(predictions[method.name], dim)
+                if pred is None or np.isnan(pred[idx]).any():
+                    continue
+                results.setdefault(method.name, {})[dim.name] = dimension_result(pred[idx], part.mos(dim.name), part.groups, n_boot)
+        subsets[subset] = {"description": description, "n": len(idx), "results": results}
+    return subsets
+
+
+# --- pairwise accuracy on synthetic pairs ----------------------------------------------------
+
+
+def batched(iterable: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    batch = []
+    for item in iterable:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def score_pairs(pairs: Iterable[Any], methods: Sequence[Method], batch_size: int) -> tuple[list[Any], dict[str, np.ndarray]]:
+    """Records, and per method the margin score(pos) - score(neg) on each pair's own aspect (NaN if not predicted)."""
+    records, margins = [], defaultdict(list)
+    for batch in batched(pairs, batch_size):
+        records += [pair.record for pair in batch]
+        images = [pair.pos for pair in batch] + [pair.neg for pair in batch]
+        prompts = [pair.record.prompt for pair in batch] * 2
+        for method in methods:
+            scores = method.scorer.score(images, prompts)
+            for i, pair in enumerate(batch):
+                aspect = pair.record.aspect
+                values = to_numpy(scores[aspect]) if aspect in scores else None
+                margins[method.name].append(values[i] - values[len(batch) + i] if values is not None else np.nan)
+    return records, {name: np.asarray(values) for name, values in margins.items()}
+
+
+def pairwise_report(records: Sequence[Any], margins: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Accuracy per method overall and by aspect, family and (family, corruption)."""
+    keys = {
+        "aspect": [r.aspect for r in records],
+        "family": [f"{r.aspect}/{r.family}" for r in records],
+        "corruption": [f"{r.aspect}/{r.family}/{r.corruption}" for r in records],
+    }
+    report: dict[str, Any] = {"n_pairs": len(records), "methods": {}}
+    for name, margin in margins.items():
+        scored = ~np.isnan(margin)
+        entry: dict[str, Any] = {"overall": _accuracy(margin[scored])}
+        for level, labels in keys.items():
+            entry[level] = {
+                label: _accuracy(margin[[l == label and s for l, s in zip(labels, scored)]])
+                for label in sorted(set(labels))
+                if any(l == label and s for l, s in zip(labels, scored))
+            }
+        report["methods"][name] = entry
+    return report
+
+
+def _accuracy(margin: np.ndarray) -> dict[str, float]:
+    return {"n": int(len(margin)), "accuracy": pairwise_accuracy(margin, np.zeros_like(margin))}
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value is None or np.isnan(value) else f"{value:.3f}"
+
+
+def json_safe(value: Any) -> Any:
+    """NaN (an undefined correlation) as null, so the report is strict JSON."""
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    """The human-readable report: headline tables per subset, per-generator SRCC, pairs, notes."""
+    bench = report["benchmark"]
+    lines = [f"# Evaluation on {bench['name']} ({bench['root']})", ""]
+    lines += [f"- {note}" for note in bench["notes"] + [m["note"] for m in report["methods"].values() if m["note"]]]
+    lines += [f"- command: `{report['command']}`", ""]
+    dims = [d["name"] for d in bench["dimensions"]]
+    for subset in report["subsets"].values():
+        lines += [f"## {subset['description']}", ""]
+        header = "| method | " + " | ".join(f"{d} SRCC [95% CI] | {d} KRCC | {d} PLCC" for d in dims) + " |"
+        lines += [header, "|" + "---|" * (1 + 3 * len(dims))]
+        for method, per_dim in subset["results"].items():
+            cells = []
+            for d in dims:
+                r = per_dim.get(d)
+                if r is None:
+                    cells += ["–", "–", "–"]
+                else:
+                    lo, hi = r["ci95"]["srcc"]
+                    cells += [f"{_fmt(r['srcc'])} [{_fmt(lo)}, {_fmt(hi)}]", _fmt(r["krcc"]), _fmt(r["plcc"])]
+            label = method + (" (supervised)" if report["methods"][method]["supervised"] else "")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines += ["", "SRCC per generator:", ""]
+        groups = sorted({g for per_dim in subset["results"].values() for r in per_dim.values() for g in r["per_group"]})
+        columns = [(m, d) for m, per_dim in subset["results"].items() for d in per_dim]
+        lines += ["| generator | n | " + " | ".join(f"{m} {d}" for m, d in columns) + " |", "|" + "---|" * (2 + len(columns))]
+        for group in groups:
+            cells = [subset["results"][m][d]["per_group"].get(group) for m, d in columns]
+            n = next((c["n"] for c in cells if c), 0)
+            lines.append(f"| {group} | {n} | " + " | ".join(_fmt(c["srcc"]) if c else "–" for c in cells) + " |")
+        lines.append("")
+    if report.get("pairs"):
+        lines += _pairs_markdown(report["pairs"])
+    lines += [f"![{name}]({file})" for name, file in report["plots"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _pairs_markdown(pairs: dict[str, Any]) -> list[str]:
+    methods = list(pairs["methods"])
+    lines = [f"## Pairwise accuracy on {pairs['n_pairs']} held-out synthetic pairs ({pairs['source']})", ""]
+    lines += ["| group | n | " + " | ".join(methods) + " |", "|" + "---|" * (2 + len(methods))]
+    rows = ["overall"] + [(level, label) for level in ("aspect", "family", "corruption") for label in
+                          sorted({l for m in methods for l in pairs["methods"][m][level]})]
+    for row in rows:
+        cells = [pairs["methods"][m]["overall"] if row == "overall" else pairs["methods"][m][row[0]].get(row[1]) for m in methods]
+        n = max((c["n"] for c in cells if c), default=0)
+        label = row if row == "overall" else row[1]
+        lines.append(f"| {label} | {n} | " + " | ".join(_fmt(c["accuracy"]) if c and c["n"] else "–" for c in cells) + " |")
+    return lines + [""]
+
+
+def scatter_plots(benchmark: Benchmark, predictions: dict[str, dict[str, np.ndarray]], out: Path) -> dict[str, str]:
+    """One PNG per method: prediction vs MOS per dimension, with the fitted logistic curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = {}
+    for method, preds in predictions.items():
+        dims = [(d, prediction_for(preds, d)) for d in benchmark.dimensions]
+        dims = [(d, p) for d, p in dims if p is not None]
+        if not dims:
+            continue
+        fig, axes = plt.subplots(1, len(dims), figsize=(4.5 * len(dims), 4), squeeze=False)
+        for ax, (dim, pred) in zip(axes[0], dims):
+            keep = ~np.isnan(pred)
+            x, y = pred[keep], benchmark.mos(dim.name)[keep]
+            ax.scatter(x, y, s=8, alpha=0.5)
+            order = np.argsort(x)
+            mapped, fitted = logistic_mapped(x, y)
+            if fitted:
+                ax.plot(x[order], mapped[order], color="red", lw=1.5, label="4-parameter logistic")
+                ax.legend(loc="lower right", fontsize=8)
+            ax.set(xlabel=f"{method} score", ylabel=dim.name, title=f"{method} vs {dim.name} (n={keep.sum()})")
+        fig.tight_layout()
+        name = f"scatter_{method}.png"
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        files[method] = name
+    return files
+
+
+def write_predictions(benchmark: Benchmark, predictions: dict[str, dict[str, np.ndarray]], path: Path) -> None:
+    columns = [(m, k) for m, preds in predictions.items() for k in preds]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "group", *[d.name for d in benchmark.dimensions], *[f"{m}.{k}" for m, k in columns]])
+        for i, item in enumerate(benchmark.items):
+            values = [predictions[m][k][i] for m, k in columns]
+            writer.writerow([item.path, item.group, *[item.scores[d.name] for d in benchmark.dimensions], *values])
+
+
+# --- CLI -------------------------------------------------------------------------------------
+
+
+def build_methods(args: argparse.Namespace) -> list[Method]:
+    from trainer.baselines import SUPERVISED, available_baselines, make_baseline
+
+    names = [n for n in args.baselines.split(",") if n] if args.baselines else []
+    unknown = [n for n in names if n not in available_baselines()]
+    if unknown:
+        raise UsageError(f"unknown baseline(s) {unknown}; choose from {sorted(available_baselines())}")
+    options: dict[str, dict[str, str]] = defaultdict(dict)
+    for key, value in parse_options(args.baseline_option).items():
+        if "." not in key:
+            raise UsageError(f"--baseline-option expects NAME.KEY=VALUE, got {key}={value}")
+        name, option = key.split(".", 1)
+        options[name][option] = value
+    if args.clip_agiqa:
+        options["clip_agiqa"]["checkpoint"] = args.clip_agiqa
+        names += [] if "clip_agiqa" in names else ["clip_agiqa"]
+    methods = []
+    if args.checkpoint:
+        methods.append(Method("critic", load_critic(args.checkpoint), note="label-free critic: never trained on human scores"))
+    for name in names:
+        scorer = make_baseline(name, **options.get(name, {}))
+        methods.append(Method(name, scorer, supervised=name in SUPERVISED, note=getattr(scorer, "note", "")))
+    if not methods:
+        raise UsageError("nothing to evaluate: give --checkpoint, or --baselines-only with at least one baseline")
+    return methods
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m trainer.evaluate", description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="critic checkpoint folder")
+    source.add_argument("--baselines-only", action="store_true", help="report baselines without a critic")
+    parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS))
+    parser.add_argument("--root", required=True, help="benchmark folder (or CSV file for --benchmark csv)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="benchmark adapter option")
+    parser.add_argument("--baselines", default=",".join(DEFAULT_BASELINES), help="comma-separated; empty for none")
+    parser.add_argument("--baseline-option", action="append", default=[], metavar="NAME.KEY=VALUE")
+    parser.add_argument("--clip-agiqa", metavar="CKPT", help="add the supervised CLIP-AGIQA baseline from this checkpoint")
+    parser.add_argument("--pairs", metavar="DIR", help="held-out pair shards for pairwise accuracy")
+    parser.add_argument("--out", default="out/eval", help="report folder")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
+    parser.add_argument("--batch-size", type=int, default=16)
+    return parser
+
+
+def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
+    if args.bootstrap < 1 or args.batch_size < 1:
+        raise UsageError("--bootstrap and --batch-size must be at least 1")
+    benchmark = load_benchmark(args.benchmark, args.root, **parse_options(args.option))
+    methods = build_methods(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    predictions = {m.name: method_predictions(m, benchmark, args.batch_size) for m in methods}
+    report: dict[str, Any] = {
+        "benchmark": {
+            "name": benchmark.name,
+            "root": str(benchmark.root),
+            "n_images": len(benchmark),
+            "dimensions": [{"name": d.name, "target": d.target} for d in benchmark.dimensions],
+            "notes": list(benchmark.notes),
+        },
+        "methods": {m.name: {"supervised": m.supervised, "note": m.note} for m in methods},
+        "metrics": list(METRICS),
+        "plcc_fit": "four-parameter logistic (VQEG) on z-scored predictions",
+        "bootstrap": {"resamples": args.bootstrap, "level": 0.95, "unit": "image"},
+        "subsets": evaluate_benchmark(benchmark, predictions, methods, args.bootstrap),
+        "command": "python -m trainer.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    if args.pairs:
+        from pairgen.shards import iter_pairs
+
+        try:
+            records, margins = score_pairs(iter_pairs(args.pairs), methods, args.batch_size)
+        except FileNotFoundError as exc:
+            raise UsageError(str(exc)) from None
+        report["pairs"] = {"source": args.pairs, **pairwise_report(records, margins)}
+    report["plots"] = scatter_plots(benchmark, predictions, out)
+    write_predictions(benchmark, predictions, out / "predictions.csv")
+    (out / "report.json").write_text(json.dumps(json_safe(report), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(markdown_report(report), encoding="utf-8")
+    print(f"wrote {out / 'report.md'} and {out / 'report.json'}", file=sys.stderr)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        run(argv)
+    except (UsageError, BenchmarkError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Agreement between predicted scores and human opinion scores, computed with scipy.
+
+SRCC and KRCC measure rank agreement; PLCC is reported after the four-parameter logistic mapping
+that IQA papers use (VQEG), so a monotonic but non-linear predictor is not penalized for its scale.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import optimize, stats
+
+METRICS = ("srcc", "krcc", "plcc")
+
+
+def _as_pair(pred: Sequence[float], target: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    pred, target = np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    if pred.shape != target.shape or pred.ndim != 1:
+        raise ValueError(f"expected two 1-D arrays of equal length, got {pred.shape} and {target.shape}")
+    return pred, target
+
+
+def srcc(pred: Sequence[float], target: Sequence[float]) -> float:
+    """Spearman rank correlation."""
+    return float(stats.spearmanr(*_as_pair(pred, target)).statistic)
+
+
+def krcc(pred: Sequence[float], target: Sequence[float]) -> float:
+    """Kendall rank correlation (tau-b, which handles ties)."""
+    return float(stats.kendalltau(*_as_pair(pred, target)).statistic)
+
+
+def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
+    """VQEG four-parameter logistic: b2 + (b1 - b2) / (1 + exp(-(x - b3) / |b4|))."""
+    with np.errstate(over="ignore"):  # saturated tails are exactly b1 / b2
+        return b2 + (b1 - b2) / (1.0 + np.exp(-(x - b3) / (np.abs(b4) + 1e-12)))
+
+
+def fit_logistic4(pred: Sequence[float], target: Sequence[float]) -> tuple[np.ndarray, bool]:
+    """Parameters mapping `pred` onto `target`'s scale, for z-scored `pred`, and whether the fit converged.
+
+    Predictions are z-scored first so one starting point works for any score scale. When the fit
+    does not converge the identity-like linear start is kept (PLCC then equals Pearson's r).
+    """
+    pred, target = _as_pair(pred, target)
+    z = (pred - pred.mean()) / (pred.std() + 1e-12)
+    start = np.array([target.max(), target.min(), 0.0, 1.0])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            params, _ = optimize.curve_fit(logistic4, z, target, p0=start, maxfev=20000)
+        return params, True
+    except (RuntimeError, ValueError):
+        return start, False
+
+
+def logistic_mapped(pred: Sequence[float], target: Sequence[float]) -> tuple[np.ndarray, bool]:
+    """`pred` mapped onto the target scale by the fitted logistic (or unchanged if the fit failed)."""
+    pred, target = _as_pair(pred, target)
+    params, converged = fit_logistic4(pred, target)
+    if not converged:
+        return pred, False
+    z = (pred - pred.mean()) / (pred.std() + 1e-12)
+    return logistic4(z, *params), True
+
+
+def pearson(pred: Sequence[float], target: Sequence[float]) -> float:
+    pred, target = _as_pair(pred, target)
+    if np.ptp(pred) == 0 or np.ptp(target) == 0:
+        return float("nan")
+    return float(stats.pearsonr(pred, target).statistic)
+
+
+def plcc(pred: Sequence[float], target: Sequence[float]) -> float:
+    """Pearson correlation after the four-parameter logistic fit."""
+    mapped, _ = logistic_mapped(pred, target)
+    return pearson(mapped, target)
+
+
+def correlations(pred: Sequence[float], target: Sequence[float]) -> dict[str, float]:
+    """SRCC, KRCC and PLCC (after the logistic fit) of one predictor against one MOS column."""
+    return {"srcc": srcc(pred, target), "krcc": krcc(pred, target), "plcc": plcc(pred, target)}
+
+
+def bootstrap_ci(
+    pred: Sequence[float],
+    target: Sequence[float],
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals for SRCC, KRCC and PLCC (resampling images with replacement).
+
+    The logistic mapping is fitted once on the full sample and kept fixed inside the resamples:
+    refitting 1000 times costs minutes and moves the PLCC interval by far less than its width.
+    """
+    pred, target = _as_pair(pred, target)
+    mapped, _ = logistic_mapped(pred, target)
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {name: [] for name in METRICS}
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(pred), len(pred))
+        samples["srcc"].append(srcc(pred[idx], target[idx]))
+        samples["krcc"].append(krcc(pred[idx], target[idx]))
+        samples["plcc"].append(pearson(mapped[idx], target[idx]))
+    tail = (1.0 - level) / 2.0 * 100.0
+    return {
+        name: tuple(float(v) for v in np.nanpercentile(values, [tail, 100.0 - tail]))
+        for name, values in samples.items()
+    }
+
+
+def pairwise_accuracy(pos_scores: Sequence[float], neg_scores: Sequence[float]) -> float:
+    """Share of pairs where the positive scores higher than the negative; a tie counts one half."""
+    pos, neg = _as_pair(pos_scores, neg_scores)
+    if len(pos) == 0:
+        return float("nan")
+    return float(np.mean((pos > neg) + 0.5 * (pos == neg)))
