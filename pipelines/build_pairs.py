@@ -108,7 +108,15 @@ def run_with_ray(config: BuildConfig, pending: list[ShardPlan], directory: Path,
     import ray
 
     address = config.runtime.ray_address or os.environ.get("RAY_ADDRESS")
-    ray.init(address=address, ignore_reinit_error=True, include_dashboard=False if address is None else None, log_to_driver=True)
+    if address:
+        ray.init(address=address, ignore_reinit_error=True)
+    else:
+        # A local Ray gets enough logical CPUs for every actor pool to start, even on a 2-core machine.
+        subsets = {s.subset for s in pending}
+        needed = config.runtime.cpu_workers + sum(
+            config.runtime.actors_per_generator for g in config.generators if g.id in subsets and not g.num_gpus
+        )
+        ray.init(num_cpus=max(os.cpu_count() or 1, needed), include_dashboard=False, ignore_reinit_error=True)
     gpus_available = ray.cluster_resources().get("GPU", 0)
     retries = {"max_restarts": config.runtime.max_retries, "max_task_retries": config.runtime.max_retries}
     rows = [{"shard": json.dumps(s.to_dict()), "subset": s.subset} for s in pending]
