@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import re
@@ -276,10 +277,15 @@ def _assert_one_line_error(result: subprocess.CompletedProcess, code: int, patte
     assert len(errors) == 1 and re.search(pattern, errors[0]), result.stderr
 
 
-@pytest.mark.parametrize("repo_id", ["no-namespace", "a/b/c", "user/bad name", "user/x--y"])
-def test_cli_invalid_repo_id(shard_dir, tmp_path, repo_id):
-    result = _cli(["--shards", str(shard_dir), "--repo-id", repo_id], tmp_path, HF_TOKEN="hf_unused")
-    _assert_one_line_error(result, 2, r"invalid --repo-id")
+@pytest.mark.parametrize("repo_id", ["no-namespace", "a/b/c", "user/bad name", "user/x--y", "user/.hidden"])
+def test_invalid_repo_id_is_refused(shard_dir, repo_id):
+    with pytest.raises(ExportError, match="invalid --repo-id"):
+        run_export(ExportOptions(shards=shard_dir, repo_id=repo_id, dry_run=True))
+
+
+def test_cli_invalid_repo_id(shard_dir, tmp_path):
+    result = _cli(["--shards", str(shard_dir), "--repo-id", "a/b/c"], tmp_path, HF_TOKEN="hf_unused")
+    _assert_one_line_error(result, 2, r"invalid --repo-id 'a/b/c': expected USER/NAME")
 
 
 def test_cli_no_token(shard_dir, tmp_path):
@@ -295,8 +301,81 @@ def test_cli_unreachable_endpoint_keeps_the_token_secret(shard_dir, tmp_path):
     assert not any(secret.encode() in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
 
 
-def test_cli_dry_run_needs_no_network_or_token(shard_dir, tmp_path):
-    result = _cli(["--shards", str(shard_dir), "--repo-id", "user/pairs", "--format", "webdataset", "--dry-run"], tmp_path, HF_ENDPOINT="http://127.0.0.1:9")
-    assert result.returncode == 0, result.stderr
-    assert "token: none" in result.stdout
-    assert re.search(r"pairs-000000\.tar\s+\d", result.stdout) and "--- README.md ---" in result.stdout
+def _load_cli():
+    spec = importlib.util.spec_from_file_location("export_hub", CLI)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_dry_run_needs_no_network_or_token(shard_dir, monkeypatch, capsys):
+    monkeypatch.setattr("pairgen.export.hub.get_token", lambda: None)
+    monkeypatch.setattr("pairgen.export.export.HfApi", None)  # any Hub client use would fail
+    code = _load_cli().main(["--shards", str(shard_dir), "--repo-id", "user/pairs", "--format", "webdataset", "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "token: none" in out and "would write 7 file(s) to hf://datasets/user/pairs" in out
+    assert re.search(r"pairs-000000\.tar\s+\d", out) and "--- README.md ---" in out
+
+class FakeHub:
+    """Stands in for HfApi and DatasetDict.push_to_hub, recording what the export asks of the Hub."""
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+    def api(self, token=None):
+        hub = self
+
+        class Api:
+            def whoami(self):
+                hub.calls.append(("whoami", token))
+
+            def create_repo(self, repo_id, **kwargs):
+                hub.calls.append(("create_repo", repo_id, kwargs["private"]))
+
+            def create_commit(self, repo_id, operations, **kwargs):
+                hub.calls.append(("commit", repo_id, {op.path_in_repo: op.path_or_fileobj for op in operations}))
+
+        return Api()
+
+    def push_to_hub(self, dataset, repo_id, **kwargs):
+        self.calls.append(("push", repo_id, {split: len(d) for split, d in dataset.items()}, kwargs["num_shards"], kwargs["token"]))
+
+
+@pytest.fixture
+def fake_hub(monkeypatch) -> FakeHub:
+    hub = FakeHub()
+    monkeypatch.setattr("pairgen.export.export.HfApi", hub.api)
+    monkeypatch.setattr("pairgen.export.hub.get_token", lambda: "hf_fake")
+    monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", lambda self, repo_id, **kw: hub.push_to_hub(self, repo_id, **kw))
+    return hub
+
+
+def test_parquet_push_sequence(shard_dir, fake_hub, tmp_path):
+    plan = run_export(ExportOptions(shards=shard_dir, repo_id="user/pairs", private=True, validation_fraction=FRACTION, tmp_dir=tmp_path))
+    rows = {split: plan.summary.splits[split].rows for split in ("train", "validation")}
+    assert fake_hub.calls[:3] == [
+        ("whoami", "hf_fake"),
+        ("create_repo", "user/pairs", True),
+        ("push", "user/pairs", rows, plan.num_shards, "hf_fake"),
+    ]
+    (_, repo, files), = fake_hub.calls[3:]
+    assert files == {"README.md": plan.card.encode(), "preview.png": str(shard_dir / "preview.png")}
+    assert "load_dataset(\"user/pairs\")" in plan.card
+
+
+def test_webdataset_push_commits_the_tars_with_the_card(shard_dir, fake_hub):
+    plan = run_export(ExportOptions(shards=shard_dir, repo_id="user/pairs-wds", format="webdataset"))
+    assert [c[0] for c in fake_hub.calls] == ["whoami", "create_repo", "commit"]
+    files = fake_hub.calls[-1][2]
+    assert files["README.md"] == plan.card.encode()
+    assert {name: files[name] for name in ("pairs-000000.tar", "pairs-000001.tar")} == {s.name: str(s) for s in list_shards(shard_dir)}
+
+
+def test_push_refuses_corrupt_shards_before_creating_the_repo(shard_dir, fake_hub, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(shard_dir, broken)
+    (broken / "pairs-000000.stats.json").unlink()
+    with pytest.raises(ExportError, match="refusing to export"):
+        run_export(ExportOptions(shards=broken, repo_id="user/pairs"))
+    assert [c[0] for c in fake_hub.calls] == ["whoami"]

@@ -19,7 +19,7 @@ from huggingface_hub import HfApi
 
 from pairgen.export.card import PARQUET, PREVIEW_NAME, WEBDATASET, CardOptions, render_card
 from pairgen.export.errors import ExportError
-from pairgen.export.hub import check_repo_id, commit_files, create_repo, has_token, push_parquet, resolve_token
+from pairgen.export.hub import check_access, check_repo_id, commit_files, create_repo, has_token, push_parquet, resolve_token
 from pairgen.export.plan import PlannedFile, parquet_path, parse_size, plan_files, shard_counts
 from pairgen.export.rows import FEATURES, split_rows
 from pairgen.export.summary import DatasetSummary, summarize
@@ -154,8 +154,8 @@ def export_to_disk(options: ExportOptions, plan: ExportPlan, log: Log) -> None:
         raise
 
 
-def export_to_hub(options: ExportOptions, plan: ExportPlan, token: str, log: Log) -> None:
-    api = HfApi(token=token)
+def export_to_hub(options: ExportOptions, plan: ExportPlan, api: HfApi, token: str, log: Log) -> None:
+    """Create the repo, push the Parquet splits (or nothing, for webdataset), then commit the planned files."""
     create_repo(api, options.repo_id, options.private)
     if plan.num_shards:
         with tempfile.TemporaryDirectory(dir=options.tmp_dir) as cache:
@@ -169,15 +169,17 @@ def export_to_hub(options: ExportOptions, plan: ExportPlan, token: str, log: Log
 def run_export(options: ExportOptions, log: Log = lambda _: None) -> ExportPlan:
     """Check, plan and (unless a dry run) write or push; returns the plan that was carried out."""
     check_options(options)
-    token = resolve_token() if options.repo_id is not None and not options.dry_run else None
-    if options.repo_id is not None and options.dry_run:
+    pushing = options.repo_id is not None and not options.dry_run
+    if pushing:
+        token = resolve_token()
+        api = HfApi(token=token)
+        check_access(api)
+    elif options.repo_id is not None:
         log("token: " + ("found (HF_TOKEN or stored login)" if has_token() else "none; a real push needs HF_TOKEN or `hf auth login`"))
     log(f"validating {options.shards}")
     plan = plan_export(options)
-    if options.dry_run:
-        return plan
-    if options.to_disk is not None:
+    if pushing:
+        export_to_hub(options, plan, api, token, log)
+    elif not options.dry_run:
         export_to_disk(options, plan, log)
-    else:
-        export_to_hub(options, plan, token, log)
     return plan

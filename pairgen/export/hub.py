@@ -69,8 +69,14 @@ def hub_errors(action: str) -> Iterator[None]:
         raise HubError(f"{action}: cannot reach the Hub at {endpoint} ({type(exc).__name__}: {exc}); check the network or HF_ENDPOINT") from None
 
 
+def check_access(api: HfApi) -> None:
+    """A read-only call that fails fast on a bad endpoint or token, before the shards are read."""
+    with hub_errors("checking the token"):
+        api.whoami()
+
+
 def create_repo(api: HfApi, repo_id: str, private: bool) -> None:
-    """Create the dataset repo (or reuse it): the first network call, so a bad endpoint or token fails fast."""
+    """Create the dataset repo, or reuse it (pushing again updates it)."""
     with hub_errors(f"creating dataset repo {repo_id}"):
         api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
 
