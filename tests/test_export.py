@@ -379,3 +379,14 @@ def test_push_refuses_corrupt_shards_before_creating_the_repo(shard_dir, fake_hu
     with pytest.raises(ExportError, match="refusing to export"):
         run_export(ExportOptions(shards=broken, repo_id="user/pairs"))
     assert [c[0] for c in fake_hub.calls] == ["whoami"]
+
+
+def test_missing_preview_is_rendered_from_the_pairs(shard_dir, tmp_path):
+    folder = tmp_path / "no-preview"
+    shutil.copytree(shard_dir, folder)
+    (folder / "preview.png").unlink()
+    plan = run_export(ExportOptions(shards=folder, to_disk=tmp_path / "out", dry_run=True))
+    (preview,) = [f for f in plan.files if f.path == "preview.png"]
+    sheet = cv2.imdecode(np.frombuffer(preview.source, np.uint8), cv2.IMREAD_COLOR)
+    assert sheet.shape[0] > 100 and sheet.shape[1] > 300  # a contact sheet of several pairs, not a placeholder
+    assert not (folder / "preview.png").exists()

@@ -31,7 +31,6 @@ class CardOptions:
     format: str = PARQUET
     license: str = "other"
     validation_fraction: float = 0.05
-    has_preview: bool = False
 
 
 def data_files(format: str, splits: list[str]) -> list[dict[str, str]]:
@@ -128,8 +127,7 @@ def render_card(summary: DatasetSummary, manifest: dict[str, Any] | None, option
     """The full README.md text."""
     splits = summary.nonempty_splits()
     body = [f"# {options.name}", "", "Ranked image pairs for label-free quality assessment of AI-generated images, built with pairgen."]
-    if options.has_preview:
-        body += ["", f"![preview]({PREVIEW_NAME})"]
+    body += ["", f"![preview]({PREVIEW_NAME})"]
     body += [""] + _usage(options)
     body += ["", "## Splits", ""]
     if options.format == PARQUET:

@@ -17,7 +17,7 @@ from typing import Any
 from datasets import Dataset, DatasetDict, NamedSplit
 from huggingface_hub import HfApi
 
-from pairgen.export.card import PARQUET, PREVIEW_NAME, WEBDATASET, CardOptions, render_card
+from pairgen.export.card import PARQUET, WEBDATASET, CardOptions, render_card
 from pairgen.export.errors import ExportError
 from pairgen.export.hub import check_access, check_repo_id, commit_files, create_repo, has_token, push_parquet, resolve_token
 from pairgen.export.plan import PlannedFile, parquet_path, parse_size, plan_files, shard_counts
@@ -91,7 +91,6 @@ def plan_export(options: ExportOptions) -> ExportPlan:
         format=options.format,
         license=options.license,
         validation_fraction=fraction,
-        has_preview=(options.shards / PREVIEW_NAME).is_file(),
     )
     card = render_card(summary, manifest, card_options)
     max_shard_size = parse_size(options.max_shard_size)

@@ -14,10 +14,12 @@ from datasets.utils.py_utils import convert_file_size_to_int
 from pairgen.export.card import PREVIEW_NAME, WEBDATASET
 from pairgen.export.errors import ExportError
 from pairgen.export.summary import DatasetSummary
-from pairgen.shards import MANIFEST_NAME, RESOLVED_CONFIG_NAME, list_shards
+from pairgen.report import render_contact_sheet, sample_for_preview
+from pairgen.shards import MANIFEST_NAME, RESOLVED_CONFIG_NAME, encode_png, list_shards
 
 CARD_NAME = "README.md"
-STATS_NAME = "stats.json"
+JOB_REPORTS = ("stats.json", "stats.md")
+PREVIEW_PAIRS = 12
 
 
 @dataclass(frozen=True)
@@ -58,17 +60,26 @@ def _extra_files(directory: Path, names: tuple[str, ...]) -> list[PlannedFile]:
     return [PlannedFile(path.name, path.stat().st_size, path) for path in paths]
 
 
+def preview_file(directory: Path) -> PlannedFile:
+    """The job's `preview.png`, or a contact sheet rendered now when the folder has none."""
+    path = directory / PREVIEW_NAME
+    if path.is_file():
+        return PlannedFile(PREVIEW_NAME, path.stat().st_size, path)
+    sheet = encode_png(render_contact_sheet(sample_for_preview(directory, PREVIEW_PAIRS, scan_limit=10 * PREVIEW_PAIRS)))
+    return PlannedFile(PREVIEW_NAME, len(sheet), sheet)
+
+
 def plan_files(directory: Path, format: str, summary: DatasetSummary, card: str, max_shard_size: int) -> list[PlannedFile]:
     """Every file of the export, the card first."""
     card_bytes = card.encode("utf-8")
     files = [PlannedFile(CARD_NAME, len(card_bytes), card_bytes)]
     if format == WEBDATASET:
         files += [PlannedFile(shard.name, shard.stat().st_size, shard) for shard in list_shards(directory)]
-        return files + _extra_files(directory, (MANIFEST_NAME, RESOLVED_CONFIG_NAME, STATS_NAME, PREVIEW_NAME))
+        return files + _extra_files(directory, (MANIFEST_NAME, RESOLVED_CONFIG_NAME, *JOB_REPORTS)) + [preview_file(directory)]
     for split, count in shard_counts(summary, max_shard_size).items():
         size = summary.splits[split].nbytes // count
         files += [PlannedFile(parquet_path(split, index, count), size, None) for index in range(count)]
-    return files + _extra_files(directory, (PREVIEW_NAME,))
+    return files + [preview_file(directory)]
 
 
 def human_size(size: int) -> str:

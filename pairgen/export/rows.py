@@ -18,7 +18,7 @@ import webdataset as wds
 from datasets import Features, Image, Value
 
 from pairgen.records import PairRecord
-from pairgen.shards import shard_urls
+from pairgen.shards import refuse_unsafe_members, shard_urls
 
 Sample = dict[str, Any]
 TRAIN, VALIDATION = "train", "validation"
@@ -63,7 +63,14 @@ def iter_samples(directory: str | Path) -> Iterator[tuple[PairRecord, Sample]]:
     urls = shard_urls(directory)
     if not urls:
         return
-    for sample in wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples()):
+    pipeline = wds.DataPipeline(
+        wds.SimpleShardList(urls),
+        wds.tariterators.url_opener,
+        wds.tariterators.tar_file_expander,
+        refuse_unsafe_members,  # the same member check as `iter_pairs`, before grouping
+        wds.tariterators.group_by_keys,
+    )
+    for sample in pipeline:
         yield PairRecord.from_json_bytes(sample["json"]), sample
 
 
