@@ -3,6 +3,7 @@ negatives, clear failures. Fixtures are built once per session under a tmp dir."
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import shutil
@@ -333,3 +334,40 @@ def test_out_of_memory_halves_the_batch_and_logs_it(sd, monkeypatch, caplog):
 def test_generators_package_does_not_import_ray():
     code = "import sys, pairgen.generators; assert 'ray' not in sys.modules, 'ray imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- throughput benchmark and CUDA-only optimisations, exercised on CPU ----------------------------
+
+
+def _load_benchmark():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_generation.py"
+    spec = importlib.util.spec_from_file_location("bench_generation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_tiny_smoke(tmp_path):
+    bench = _load_benchmark()
+    out = tmp_path / "bench.json"
+    results = bench.main(["--tiny", "--batch-size", "2", "--batches", "1", "--plain-images", "1", "--repeats", "1",
+                          "--workdir", str(tmp_path / "work"), "--json", str(out)])
+    assert json.loads(out.read_text()) == results
+    assert [r["setting"] for r in results["settings"]] == ["4 steps, no CFG", "25 steps, CFG 7.5"]
+    for row in results["settings"]:
+        assert row["b_over_c"] == pytest.approx(row["b_generator_img_s"] / row["c_bound_img_s"]) and row["b_over_c"] > 0
+        assert row["b_over_a"] == pytest.approx(row["b_generator_img_s"] / row["a_plain_batch1_img_s"])
+    four, twenty_five = results["settings"]
+    assert twenty_five["c_bound_img_s"] < four["c_bound_img_s"]  # 25 CFG steps cost more than 4 plain ones
+
+
+@pytest.mark.slow
+def test_channels_last_and_compile_keep_the_images(tiny_dir, sd):
+    """The CUDA-only module optimisations, applied on CPU (inductor needs a C compiler), change no image."""
+    from pairgen.generators.generator import _optimize_modules
+
+    gen = Generator.from_config(_config(tiny_dir / "tiny-sd", channels_last=True, compile="default"))
+    _optimize_modules(gen.pipe, gen.config)
+    requests = _requests(4)
+    for a, b in zip(gen.generate(requests), sd.generate(requests)):
+        assert _diff(a.image, b.image).max() <= 2

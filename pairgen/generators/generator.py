@@ -80,7 +80,7 @@ class Generator:
         if vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
             vae.to(torch.float32)  # these VAEs overflow in float16 (what SDXL's pipeline does per call)
         if device.type == "cuda":
-            _optimize_for_cuda(pipe, config)
+            _optimize_modules(pipe, config)
         return cls(pipe, config, revision)
 
     @property
@@ -255,8 +255,8 @@ def _build_scheduler(name: str, current: Any) -> Any:
     return scheduler_class.from_config(current.config)
 
 
-def _optimize_for_cuda(pipe: Any, config: GeneratorConfig) -> None:
-    """channels_last and torch.compile for the denoiser and VAE decoder (flags in the config)."""
+def _optimize_modules(pipe: Any, config: GeneratorConfig) -> None:
+    """channels_last and torch.compile for the denoiser and VAE decoder (flags in the config; applied on CUDA)."""
     denoiser = getattr(pipe, "unet", None) or pipe.transformer
     if config.channels_last:
         for module in (getattr(pipe, "unet", None), pipe.vae):
