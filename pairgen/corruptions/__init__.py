@@ -33,6 +33,7 @@ from pairgen.corruptions.plan import (
     CorruptionSpec,
     QAStats,
     QualityNegative,
+    is_noop,
     make_quality_negative,
     plan_quality_negatives,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "check_severity",
     "get_corruption",
     "list_corruptions",
+    "is_noop",
     "make_quality_negative",
     "plan_quality_negatives",
     "psnr",

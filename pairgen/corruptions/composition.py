@@ -29,13 +29,13 @@ def plan_steps(
     names: Sequence[str],
     max_steps: int,
     severity_weights: Sequence[float],
-    max_severity: int = SEVERITY_MAX,
+    top: int | None = None,
 ) -> list[tuple[str, int]]:
     """Draw 1..`max_steps` (name, severity) steps from distinct groups, in random order.
 
-    Severities follow `severity_weights` (for 1..5) restricted to 1..`max_severity`, and the first
-    step is at `max_severity`. Draws are made as uniforms first, so a higher `max_severity` with the
-    same rng state gives the same names with equal or higher severities.
+    Severities follow `severity_weights` (for 1..5). With `top`, they are restricted to 1..`top`
+    and one step is at `top`. Draws are made as uniforms first, so a higher `top` with the same rng
+    state gives the same names with equal or higher severities.
     """
     by_group: dict[str, list[str]] = {}
     for name in names:
@@ -43,17 +43,17 @@ def plan_steps(
     groups = sorted(by_group)
     count = int(rng.integers(1, min(max_steps, len(groups)) + 1))
     chosen = [groups[i] for i in rng.permutation(len(groups))[:count]]
-    picks = rng.random(count)
-    levels = rng.random(count)
-    cdf = np.cumsum(np.asarray(severity_weights, float)[:max_severity])
-    cdf /= cdf[-1]
+    picks, levels = rng.random(count), rng.random(count)
+    weights = np.asarray(severity_weights, float)[: top or SEVERITY_MAX]
+    if weights.sum() <= 0:  # the distribution has no mass at or below `top`: fall back to uniform
+        weights = np.ones_like(weights)
+    cdf = np.cumsum(weights) / weights.sum()
     steps = []
     for i, group in enumerate(chosen):
         name = by_group[group][int(picks[i] * len(by_group[group]))]
-        severity = max_severity if i == 0 else int(np.searchsorted(cdf, levels[i], side="right")) + 1
-        steps.append((name, min(severity, max_severity)))
-    order = rng.permutation(count)
-    return [steps[i] for i in order]
+        severity = top if top is not None and i == 0 else int(np.searchsorted(cdf, levels[i], side="right")) + 1
+        steps.append((name, min(severity, len(cdf))))
+    return [steps[i] for i in rng.permutation(count)]
 
 
 def apply_steps(
@@ -77,6 +77,6 @@ class Composite(Corruption):
     levels = {"max_severity": (1, 2, 3, 4, 5)}
 
     def _apply(self, image: np.ndarray, params: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
-        steps = plan_steps(rng, composable_names(), DEFAULT_MAX_STEPS, UNIFORM_SEVERITY, params["max_severity"])
+        steps = plan_steps(rng, composable_names(), DEFAULT_MAX_STEPS, UNIFORM_SEVERITY, top=params["max_severity"])
         out, params["steps"] = apply_steps(image, steps, rng)
         return out

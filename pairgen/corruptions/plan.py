@@ -36,6 +36,12 @@ class CorruptionSpec:
             record["steps"] = [{"name": name, "severity": severity} for name, severity in self.steps]
         return record
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CorruptionSpec:
+        """Inverse of `to_dict` (specs travel as JSON in build plans)."""
+        steps = tuple((step["name"], int(step["severity"])) for step in data.get("steps", ()))
+        return cls(data["name"], int(data["severity"]), steps)
+
     def stronger(self) -> CorruptionSpec | None:
         """The same spec one severity up (every composite step too), or None at the maximum."""
         if self.severity >= SEVERITY_MAX:
@@ -106,6 +112,16 @@ def _apply_spec(image: np.ndarray, spec: CorruptionSpec, seed: int) -> tuple[np.
     return get_corruption(spec.name).apply_with_params(image, check_severity(spec.severity), rng)
 
 
+def is_noop(positive: np.ndarray, negative: np.ndarray, qa_config: NoOpFilterConfig) -> tuple[bool, dict[str, float]]:
+    """Whether `negative` is imperceptibly different from `positive` (both PSNR and SSIM at or above
+    their thresholds), with the measures. Same-size images; a disabled filter never flags."""
+    if positive.shape != negative.shape:
+        return False, {}  # a resized or re-framed negative is a visible change by construction
+    metrics = {"psnr": round(psnr(positive, negative), 3), "ssim": round(ssim(positive, negative), 5)}
+    no_op = qa_config.enabled and metrics["psnr"] >= qa_config.max_psnr and metrics["ssim"] >= qa_config.max_ssim
+    return no_op, metrics
+
+
 def make_quality_negative(
     image: np.ndarray,
     spec: CorruptionSpec,
@@ -124,9 +140,8 @@ def make_quality_negative(
     current: CorruptionSpec | None = spec
     while current is not None:
         out, params = _apply_spec(image, current, seed)
-        metrics = {"psnr": round(psnr(image, out), 3), "ssim": round(ssim(image, out), 5)}
-        no_op = metrics["psnr"] >= qa_config.max_psnr and metrics["ssim"] >= qa_config.max_ssim
-        if not qa_config.enabled or not no_op:
+        no_op, metrics = is_noop(image, out, qa_config)
+        if not no_op:
             stats.accepted[spec.name] += 1
             return QualityNegative(image=out, spec=current, requested=spec, params=params, metrics=metrics)
         current = current.stronger() if qa_config.on_fail == "next_severity" else None

@@ -84,7 +84,7 @@ def _feather(hard: np.ndarray, sigma: float) -> np.ndarray:
     height, width = hard.shape
     small = cv2.resize(hard.astype(np.float32), (max(1, width // factor), max(1, height // factor)), interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (0, 0), sigma / factor, borderType=cv2.BORDER_CONSTANT)
-    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip(cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
 
 
 def region_mask(image: np.ndarray, fraction: float, rng: np.random.Generator, kind: str | None = None) -> Region:

@@ -15,7 +15,7 @@ from pairgen.corruptions.common import from_255
 from pairgen.corruptions.regions import Region, region_mask
 
 AREA = (0.05, 0.0875, 0.125, 0.1625, 0.20)
-SMEAR_SIDE = 80  # texture smear filters the region at this size (size-independent look and cost)
+SMEAR_SIDE = 64  # texture smear filters the region at this size (size-independent look and cost)
 INPAINT_SIDE = 128  # omission is inpainted on a map with this short side (fast, smoother fill)
 
 
@@ -138,7 +138,7 @@ class TextureSmear(StructureArtifact):
     """
 
     name = "texture_smear"
-    levels = {"area": AREA, "sigma_color": (40, 60, 80, 100, 120), "iterations": (1, 2, 2, 3, 3)}
+    levels = {"area": AREA, "sigma_color": (60, 75, 90, 105, 120), "iterations": (2, 2, 3, 3, 4)}
 
     def _alter(self, image: np.ndarray, region: Region, params: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
         y0, y1, x0, x1 = region.box
