@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
 from datasets.utils.py_utils import convert_file_size_to_int
 
 from pairgen.export.card import PREVIEW_NAME, WEBDATASET
