@@ -8,6 +8,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 from skimage import data
 from skimage.metrics import structural_similarity
 
@@ -318,3 +319,22 @@ def test_composite_spec_is_applied_and_recorded(photos):
     assert negative is not None
     assert [(s["name"], s["severity"]) for s in negative.params["steps"]] == [("jpeg", 3), ("gaussian_blur", 2)]
     assert negative.spec.to_dict() == {"name": "composite", "severity": 3, "steps": [{"name": "jpeg", "severity": 3}, {"name": "gaussian_blur", "severity": 2}]}
+
+
+# --- gallery -----------------------------------------------------------------------------------
+
+
+def test_gallery_renders_labelled_rows(tmp_path):
+    from pairgen.gallery import HEADER_HEIGHT, LABEL_WIDTH, main
+
+    out = tmp_path / "gallery.png"
+    main(["--out", str(out), "--names", "jpeg,duplication,fog", "--work", "64", "--tile", "40", "--blocks", "1"])
+    gallery = np.asarray(Image.open(out))
+    assert gallery.shape[0] == HEADER_HEIGHT + 3 * (40 + 2)
+    label_column = gallery[HEADER_HEIGHT:, :LABEL_WIDTH]
+    assert (label_column < 128).any()  # names are written
+    first_row = gallery[HEADER_HEIGHT : HEADER_HEIGHT + 40, LABEL_WIDTH:]
+    tiles = [first_row[:, i * 42 : i * 42 + 40].astype(int) for i in range(6)]
+    assert all(np.abs(tiles[0] - t).mean() > 0 for t in tiles[1:])  # every level differs from the original
+    with pytest.raises((KeyError, ValueError), match="known"):
+        main(["--out", str(out), "--names", "nope"])
