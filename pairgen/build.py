@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from pairgen.config import BuildConfig
-from pairgen.corruptions import CorruptionSpec, get_corruption, make_quality_negative, passes_noop_filter
+from pairgen.corruptions import CorruptionSpec, get_corruption, is_noop, make_quality_negative
 from pairgen.generators import GenerationRequest, Generator, GeneratorConfig, NotApplicableError, alignment_negative, derive_seed
 from pairgen.plan import NegativeSpec, ShardPlan, Unit
 from pairgen.records import PairRecord
@@ -180,10 +180,10 @@ class ShardBuilder:
             result = make_quality_negative(pos, spec, qa, seed=derive_seed(negative.key))
             if result is None:
                 return f"noop:{spec.name}"
-            family = get_corruption(spec.name).family if spec.name in _registry_names() else "conventional"
             record = self._record(
-                unit, negative, pos, result.image, aspect="quality", family=family, corruption=spec.name,
-                severity=result.severity, params={**result.params, "qa": result.metrics}, generator=provenance,
+                unit, negative, pos, result.image, aspect="quality", family=get_corruption(spec.name).family,
+                corruption=spec.name, severity=result.spec.severity, params={**result.params, "qa": result.metrics},
+                generator=provenance,
             )
             return record, result.image
         if negative.kind in ("text_alignment", "image_alignment"):
@@ -206,7 +206,7 @@ class ShardBuilder:
             if name not in generated:
                 return f"not_applicable:{negative.spec['kind']}"
             neg = generated[name]
-            if not passes_noop_filter(pos, neg.image, qa):
+            if is_noop(pos, neg.image, qa)[0]:
                 return f"noop:{negative.spec['kind']}"
             record = self._record(
                 unit, negative, pos, neg.image, aspect="quality", family="generation", corruption=negative.spec["kind"],
@@ -229,12 +229,6 @@ class ShardBuilder:
 
 _ALIGNMENT_SEVERITY = {"easy": 2, "hard": 4}
 """Alignment pairs have no pixel severity; easy (whole-prompt swap) vs hard (one-element edits)."""
-
-
-def _registry_names() -> set[str]:
-    from pairgen.corruptions import list_corruptions
-
-    return set(list_corruptions())
 
 
 def run_in_process(config: BuildConfig, shards: list[ShardPlan], directory: Path, on_result: Callable[[ShardResult], None] | None = None) -> list[ShardResult]:

@@ -75,3 +75,11 @@ def shard_dir(tmp_path: Path, photos) -> Path:
     stats = [write_shard(tmp_path, shard_name(0), samples[:5]), write_shard(tmp_path, shard_name(1), samples[5:])]
     write_manifest(tmp_path, build_manifest(name="test", shard_stats=stats, config={}, config_hash="0" * 32))
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_pipelines(tmp_path_factory) -> dict[str, Path]:
+    """Tiny random-weight diffusers pipelines saved with save_pretrained: {family: folder}."""
+    from pairgen.generators import build_tiny_pipelines
+
+    return build_tiny_pipelines(tmp_path_factory.mktemp("fixtures"))
