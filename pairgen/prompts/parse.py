@@ -43,6 +43,7 @@ class NounPhrase:
     noun_start: int
     noun_end: int
     form: NounForm
+    preposition: int | None = None  # first token of a removable preposition right before the phrase
 
     @property
     def plural(self) -> bool | None:
@@ -152,7 +153,12 @@ def _read_phrase(tokens, start, end, form, floor, vocab) -> NounPhrase:
         if count is not None and form.plural is not None and form.plural != (count > 1):
             count = style = None
     first = determiner if determiner is not None else j + 1
-    return NounPhrase(first, determiner, count, style, tuple(sorted(attributes)), start, end, form)
+    preposition = next(
+        (first - n for n in (4, 3, 2, 1)
+         if first - n >= floor and tuple(t.lower for t in tokens[first - n : first]) in vocab.removable_prepositions),
+        None,
+    )
+    return NounPhrase(first, determiner, count, style, tuple(sorted(attributes)), start, end, form, preposition)
 
 
 def _find_relations(tokens: tuple[Token, ...], vocab: Vocabulary) -> list[Relation]:

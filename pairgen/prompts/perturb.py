@@ -142,11 +142,8 @@ def apply_edits(parsed: ParsedPrompt, edits: list[Edit], vocab: Vocabulary) -> t
     return "".join(pieces), diff
 
 
-def _pick(rng: np.random.Generator, items: list, weights: list[float] | None = None):
-    if weights is None:
-        return items[int(rng.integers(len(items)))]
-    p = np.asarray(weights, dtype=float)
-    return items[int(rng.choice(len(items), p=p / p.sum()))]
+def _pick(rng: np.random.Generator, items: list):
+    return items[int(rng.integers(len(items)))]
 
 
 @register
@@ -223,12 +220,12 @@ class AttributeReplace(PromptPerturbation):
 class CountChange(PromptPerturbation):
     """A stated count (a/an, one..five, 1..5) changed to another count in 1..5, with agreement.
 
-    Counted phrases are picked `COUNTED_WEIGHT` times as often as singular ones, and a count moving
-    to 1 is written with `a`/`an`: prompts hold far more `a X` than `three Xs`, and without this the
-    negative would usually be the side with the number in it."""
+    A phrase with a number above one is changed when there is one (`a X` is the default wording,
+    a number the deliberate count), the new count is uniform over the other four, and a count moving
+    to 1 is written with `a`/`an`. On a prompt set whose counted phrases are uniform over 1..5 this
+    makes (original, negative) counts exchangeable: neither side is recognisably the edited one."""
 
     name, difficulty = "count_change", "hard"
-    COUNTED_WEIGHT = 4.0
 
     def edits(self, parsed, prompt, rng, pool):
         vocab = load_vocabulary()
@@ -241,7 +238,7 @@ class CountChange(PromptPerturbation):
         ]
         if not phrases:
             return "no counted noun phrase whose number can change"
-        phrase = _pick(rng, phrases, [self.COUNTED_WEIGHT if p.count > 1 else 1.0 for p in phrases])
+        phrase = _pick(rng, [p for p in phrases if p.count > 1] or phrases)
         count = _pick(rng, [n for n in range(1, 6) if n != phrase.count])
         return self.recount(parsed, phrase, count, vocab)
 
@@ -306,34 +303,29 @@ class AttributeSwap(PromptPerturbation):
 
 @register
 class ObjectAddRemove(PromptPerturbation):
-    """An object added (`and a dog`) or a conjunct removed from `A, B and C`.
+    """An object added (`and a dog`) or removed: a conjunct of `A, B and C`, or a trailing
+    `preposition + object` ('a cup on a table' -> 'a cup').
 
     One type with both directions: an added object always lengthens the prompt and a removed one
-    always shortens it, so either direction alone is given away by length. Removal is chosen with
-    probability `REMOVE_SHARE` when possible, which keeps the two directions about even on prompt
-    sets where a minority of prompts list several objects."""
+    always shortens it, so either direction alone is given away by length. When both are possible
+    each is taken with probability 1/2."""
 
     name, difficulty = "object_add_remove", "hard"
-    REMOVE_SHARE = 0.75
 
     def edits(self, parsed, prompt, rng, pool):
         vocab = load_vocabulary()
-        removals = [
-            (c, item)
-            for c in parsed.coordinations
-            if follower_kind(parsed, parsed.phrases[c.items[-1]].noun_end, vocab) == "free"
-            for item in c.items
-        ]
+        removals = self._removals(parsed, vocab)
         anchors = [p for p in parsed.phrases if self._can_anchor(parsed, p, vocab)]
-        if removals and (not anchors or rng.random() < self.REMOVE_SHARE):
-            return [self._remove(parsed, *_pick(rng, removals))]
+        if removals and (not anchors or rng.random() < 0.5):
+            return [_pick(rng, removals)]
         if anchors:
             return [self._add(parsed, _pick(rng, anchors), rng, vocab)]
         return "no object to add to or remove from"
 
     @staticmethod
     def _can_anchor(parsed: ParsedPrompt, phrase: NounPhrase, vocab: Vocabulary) -> bool:
-        """An object can follow a countable phrase that is not itself a later conjunct and is not
+        """An object can follow a countable phrase that is not a later conjunct, not the object of
+        a location preposition ('on a table and a chair' would move the subject onto both) and not
         the subject of an agreeing verb ('a cat is ...' would need 'are')."""
         sc = vocab.supercategories[phrase.form.supercategory]
         siblings = set(sc.nouns) - parsed.nouns()
@@ -341,20 +333,39 @@ class ObjectAddRemove(PromptPerturbation):
         return (
             sc.countable
             and bool(siblings)
-            and before not in {"and", ","}
+            and before not in {"and", ","} | vocab.location_prepositions
             and follower_kind(parsed, phrase.noun_end, vocab) == "free"
         )
 
     @staticmethod
     def _add(parsed: ParsedPrompt, anchor: NounPhrase, rng: np.random.Generator, vocab: Vocabulary) -> Edit:
-        new_phrase = sample_noun_phrase(vocab, anchor.form.supercategory, rng, exclude=frozenset(parsed.nouns()))
+        new_phrase, _ = sample_noun_phrase(vocab, anchor.form.supercategory, rng, exclude=frozenset(parsed.nouns()))
         follower = parsed.follower(anchor.noun_end)
         joiner = ", " if follower is not None and follower.lower in {"and", ","} else " and "
         at = parsed.tokens[anchor.noun_end - 1].end
         return Edit(at, at, joiner + new_phrase, "object_add")
 
+    def _removals(self, parsed: ParsedPrompt, vocab: Vocabulary) -> list[Edit]:
+        edits = [
+            self._remove_conjunct(parsed, c, item)
+            for c in parsed.coordinations
+            if follower_kind(parsed, parsed.phrases[c.items[-1]].noun_end, vocab) == "free"
+            for item in c.items
+        ]
+        in_lists = {i for c in parsed.coordinations for i in c.items}
+        for index, phrase in enumerate(parsed.phrases):
+            if (
+                index > 0
+                and index not in in_lists
+                and phrase.preposition is not None
+                and vocab.supercategories[phrase.form.supercategory].countable
+            ):
+                start = parsed.tokens[phrase.preposition - 1].end  # with the space before it
+                edits.append(Edit(start, parsed.tokens[phrase.noun_end - 1].end, "", "object_remove"))
+        return edits
+
     @staticmethod
-    def _remove(parsed: ParsedPrompt, coordination, item: int) -> Edit:
+    def _remove_conjunct(parsed: ParsedPrompt, coordination, item: int) -> Edit:
         kept = [parsed.slice(parsed.phrases[i].start, parsed.phrases[i].noun_end) for i in coordination.items if i != item]
         text = kept[0] if len(kept) == 1 else ", ".join(kept[:-1]) + coordination.final_separator + kept[-1]
         first, last = parsed.phrases[coordination.items[0]], parsed.phrases[coordination.items[-1]]

@@ -169,24 +169,27 @@ def _read_jsonl(source: PromptSourceConfig) -> Iterator[_Record]:
             yield _Record(text, _field(row, source.category_column, where, "key"), where)
 
 
-def _read_csv(source: PromptSourceConfig, path: Path | None = None) -> Iterator[_Record]:
-    path = path or Path(source.path)
+def _read_csv(source: PromptSourceConfig) -> Iterator[_Record]:
+    return read_csv(Path(source.path), source.text_column, source.category_column)
+
+
+def read_csv(path: Path, text_column: str, category_column: str | None) -> Iterator[_Record]:
     reader = csv.DictReader(io.StringIO("\n".join(read_lines(path))))
     present = reader.fieldnames or []
-    for column in filter(None, (source.text_column, source.category_column)):
+    for column in filter(None, (text_column, category_column)):
         if column not in present:
             raise PromptSourceError(f"{path}: no column {column!r}; columns present: {', '.join(present)}")
     for row in reader:
         where = f"{path}:line {reader.line_num}"
-        text = _field(row, source.text_column, where, "column")
+        text = _field(row, text_column, where, "column")
         if text is not None:
-            yield _Record(text, _field(row, source.category_column, where, "column"), where)
+            yield _Record(text, _field(row, category_column, where, "column"), where)
 
 
 def _read_builtin(source: PromptSourceConfig) -> Iterator[_Record]:
     path = Path(str(resources.files("pairgen.prompts").joinpath("data", BUILTIN_FILE)))
     wanted = set(source.categories or [])
-    for record in _read_csv(source, path):
+    for record in read_csv(path, DEFAULT_COLUMN, "category"):
         if not wanted or record.category in wanted:
             yield record
 

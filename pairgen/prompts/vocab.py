@@ -56,6 +56,8 @@ class Vocabulary:
     boundary_words: frozenset[str]
     modifiers: frozenset[str]
     plural_governors: frozenset[str]
+    location_prepositions: frozenset[str]
+    removable_prepositions: frozenset[tuple[str, ...]]
     max_noun_tokens: int = field(default=1)
 
     def plural(self, noun: str) -> str:
@@ -144,6 +146,8 @@ def load_vocabulary() -> Vocabulary:
         boundary_words=frozenset(grammar["boundary_words"]),
         modifiers=frozenset(grammar["modifiers"]),
         plural_governors=frozenset(grammar["plural_governors"]),
+        location_prepositions=frozenset(grammar["location_prepositions"]),
+        removable_prepositions=frozenset(tuple(p.split()) for p in grammar["removable_prepositions"]),
         max_noun_tokens=max(len(k) for k in nouns),
     )
 
@@ -155,20 +159,22 @@ def sample_noun_phrase(
     exclude: frozenset[str] = frozenset(),
     max_count: int = 1,
     attribute_probability: float = 0.5,
-) -> str:
-    """A noun phrase such as `three small red cups`, drawn the same way for the built-in set and for
+    family: str | None = None,
+) -> tuple[str, str]:
+    """A noun phrase such as `three small red cups` and its noun, drawn the same way for the built-in set and for
     object addition, so an added object is no more (or less) typical than one written by a template."""
     sc = vocab.supercategories[supercategory]
     noun = _choice(rng, [n for n in sc.nouns if n not in exclude])
     count = int(rng.integers(1, max_count + 1)) if sc.countable else 1
     words = []
     families = sorted(sc.attributes)
-    if families and rng.random() < attribute_probability:
+    if family is None and families and rng.random() < attribute_probability:
         family = _choice(rng, families)
+    if family is not None:
         words.append(_choice(rng, list(sc.attributes[family])))
     words.append(vocab.noun_form(noun, count > 1))
     head = " ".join(words)
-    return f"{vocab.count_word(count, 'article', head)} {head}"
+    return f"{vocab.count_word(count, 'article', head)} {head}", noun
 
 
 def _choice(rng: np.random.Generator, items: list[str]) -> str:
