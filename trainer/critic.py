@@ -38,7 +38,11 @@ class Critic(nn.Module):
         self.backbone.set_trainable(False)
         self.head = CriticHead(self.backbone.visual_dims, self.backbone.text_dims, config.head)
 
-    def forward(self, **inputs: Tensor) -> dict[str, Tensor]:
+    def forward(self, labels: Tensor | None = None, **inputs: Tensor) -> dict[str, Tensor]:
+        """Scores, or with `labels` the backbone's LM loss (instruction stage); one entry point so
+        DistributedDataParallel sees both."""
+        if labels is not None:
+            return {"lm_loss": self.backbone.lm_loss({**inputs, "labels": labels})}
         return self.head(self.backbone(**inputs))
 
     @property
@@ -83,9 +87,14 @@ class Critic(nn.Module):
             raise FileNotFoundError(f"not a critic checkpoint: {config_path} is missing")
         config = validate_config(CriticConfig, json.loads(config_path.read_text(encoding="utf-8")), source=str(config_path))
         critic = cls(config)
-        critic.load_own_state(load_file(str(directory / WEIGHTS_NAME)), str(directory))
-        load_adapters(critic.backbone, directory / ADAPTERS_DIR)
+        critic.load_weights(directory)
         return critic
+
+    def load_weights(self, directory: str | Path) -> None:
+        """Load a checkpoint's own weights and adapters into this (identically configured) critic."""
+        directory = Path(directory)
+        self.load_own_state(load_file(str(directory / WEIGHTS_NAME)), str(directory))
+        load_adapters(self.backbone, directory / ADAPTERS_DIR)
 
     def load_own_state(self, state: dict[str, Tensor], where: str) -> None:
         expected = self.own_state()
