@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import webdataset as wds
 from datasets import Features, Image, Value
 
 from pairgen.records import PairRecord
-from pairgen.shards import refuse_unsafe_members, shard_urls
+from pairgen.shards import iter_raw_samples
 
 Sample = dict[str, Any]
 TRAIN, VALIDATION = "train", "validation"
@@ -60,17 +59,7 @@ def iter_samples(directory: str | Path) -> Iterator[tuple[PairRecord, Sample]]:
     folder that `validate_dataset` accepted: it has already decoded and checked every image, so
     decoding again here would only double the export time.
     """
-    urls = shard_urls(directory)
-    if not urls:
-        return
-    pipeline = wds.DataPipeline(
-        wds.SimpleShardList(urls),
-        wds.tariterators.url_opener,
-        wds.tariterators.tar_file_expander,
-        refuse_unsafe_members,  # the same member check as `iter_pairs`, before grouping
-        wds.tariterators.group_by_keys,
-    )
-    for sample in pipeline:
+    for sample in iter_raw_samples(directory):
         yield PairRecord.from_json_bytes(sample["json"]), sample
 
 

@@ -11,7 +11,7 @@ from pairgen.shards.format import (
     shard_name,
 )
 from pairgen.shards.manifest import build_manifest, load_manifest, write_manifest
-from pairgen.shards.reader import Pair, decode_pair, iter_pairs, list_shards, refuse_unsafe_members, shard_urls
+from pairgen.shards.reader import Pair, decode_pair, iter_pairs, iter_raw_samples, list_shards, refuse_unsafe_members, shard_urls
 from pairgen.shards.writer import ShardStats, encode_pair, is_complete, write_bytes_atomic, write_shard
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "encode_png",
     "is_complete",
     "iter_pairs",
+    "iter_raw_samples",
     "list_shards",
     "load_manifest",
     "marker_path",

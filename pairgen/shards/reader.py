@@ -90,20 +90,28 @@ def shard_urls(source: str | Path | list[str | Path]) -> list[str]:
     return urls
 
 
-def iter_pairs(source: str | Path | list[str | Path]) -> Iterator[Pair]:
-    """All pairs of a dataset folder (or a list of shard files), in shard order."""
+def iter_raw_samples(source: str | Path | list[str | Path]) -> Iterator[dict]:
+    """Raw samples (`__key__`, `__url__`, members as the stored bytes), member names checked.
+
+    For consumers that need the exact stored bytes (exports); `iter_pairs` decodes them.
+    """
     urls = shard_urls(source)
     if not urls:
         return iter(())
-    pipeline = wds.DataPipeline(
-        wds.SimpleShardList(urls),
-        wds.tariterators.url_opener,
-        wds.tariterators.tar_file_expander,
-        refuse_unsafe_members,
-        wds.tariterators.group_by_keys,
-        wds.map(decode_pair),
+    return iter(
+        wds.DataPipeline(
+            wds.SimpleShardList(urls),
+            wds.tariterators.url_opener,
+            wds.tariterators.tar_file_expander,
+            refuse_unsafe_members,
+            wds.tariterators.group_by_keys,
+        )
     )
-    return iter(pipeline)
+
+
+def iter_pairs(source: str | Path | list[str | Path]) -> Iterator[Pair]:
+    """All pairs of a dataset folder (or a list of shard files), in shard order."""
+    return map(decode_pair, iter_raw_samples(source))
 
 
 def refuse_unsafe_members(files: Iterator[dict]) -> Iterator[dict]:
