@@ -338,3 +338,13 @@ def test_gallery_renders_labelled_rows(tmp_path):
     assert all(np.abs(tiles[0] - t).mean() > 0 for t in tiles[1:])  # every level differs from the original
     with pytest.raises((KeyError, ValueError), match="known"):
         main(["--out", str(out), "--names", "nope"])
+
+
+def test_shot_noise_has_poisson_statistics():
+    """The inverse-CDF table must give Poisson(value/255 * photons)/photons, not just 'some noise'."""
+    flat = np.full((256, 256, 3), 100, np.uint8)
+    photons = get_corruption("shot_noise").parameters(3)["photons"]
+    out = apply_corruption(flat, "shot_noise", 3, 0)[0].astype(float) / 255
+    rate = 100 / 255 * photons
+    assert out.mean() == pytest.approx(rate / photons, abs=0.005)
+    assert out.var() == pytest.approx(rate / photons**2, rel=0.05)
