@@ -277,6 +277,18 @@ def write_predictions(benchmark: Benchmark, predictions: dict[str, dict[str, np.
 # --- CLI -------------------------------------------------------------------------------------
 
 
+def find_pair_shards(directory: str) -> list[Path]:
+    """Complete shards of a pair folder, checked before any scoring starts."""
+    from pairgen.shards import list_shards
+
+    if not Path(directory).is_dir():
+        raise UsageError(f"pair shard folder not found: {directory}")
+    shards = list_shards(directory)
+    if not shards:
+        raise UsageError(f"no complete pair shards (with completion markers or a manifest) in {directory}")
+    return shards
+
+
 def build_methods(args: argparse.Namespace) -> list[Method]:
     from trainer.baselines import SUPERVISED, available_baselines, make_baseline
 
@@ -327,6 +339,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.bootstrap < 1 or args.batch_size < 1:
         raise UsageError("--bootstrap and --batch-size must be at least 1")
     benchmark = load_benchmark(args.benchmark, args.root, **parse_options(args.option))
+    pair_shards = find_pair_shards(args.pairs) if args.pairs else []
     methods = build_methods(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -349,10 +362,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.pairs:
         from pairgen.shards import iter_pairs
 
-        try:
-            records, margins = score_pairs(iter_pairs(args.pairs), methods, args.batch_size)
-        except FileNotFoundError as exc:
-            raise UsageError(str(exc)) from None
+        records, margins = score_pairs(iter_pairs(pair_shards), methods, args.batch_size)
         report["pairs"] = {"source": args.pairs, **pairwise_report(records, margins)}
     report["plots"] = scatter_plots(benchmark, predictions, out)
     write_predictions(benchmark, predictions, out / "predictions.csv")

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainer.baselines import register_baseline
-from trainer.baselines.cosine import load_dual_tower
+from trainer.baselines.cosine import load_dual_tower, parse_backbone_options
 from trainer.benchmarks import Benchmark, BenchmarkError, load_benchmark, load_image, prompt_disjoint_split
 
 QUALITY_CLASSES = ("terrible", "bad", "poor", "average", "good", "perfect")
@@ -194,7 +194,7 @@ class ClipAgiqa:
         meta = json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8"))
         config = ClipAgiqaConfig(**meta["config"])
         tensors = load_file(str(directory / WEIGHTS_NAME))
-        backbone = load_dual_tower(config.backbone, **config.backbone_options)
+        backbone = load_dual_tower(config.backbone, config.backbone_options, config.seed)
         saved = {k.removeprefix("backbone."): v for k, v in tensors.items() if k.startswith("backbone.")}
         backbone.load_state_dict(saved, strict=False)
         models = {}
@@ -210,8 +210,7 @@ def train_clip_agiqa(benchmark: Benchmark, config: ClipAgiqaConfig, log: Any = N
     train, test = prompt_disjoint_split(benchmark.prompts, config.test_fraction, config.split_salt)
     if not train or not test:
         raise BenchmarkError(f"{benchmark.name}: the prompt split left an empty part (train {len(train)}, test {len(test)})")
-    torch.manual_seed(config.seed)  # the dual encoder's new projections are random and frozen: fix them
-    backbone = load_dual_tower(config.backbone, **config.backbone_options)
+    backbone = load_dual_tower(config.backbone, config.backbone_options, config.seed)
     for parameter in backbone.parameters():
         parameter.requires_grad_(False)
     part = benchmark.subset(train)
@@ -253,9 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("backbone", "n_ctx", "hidden", "epochs", "batch_size", "lr", "class_loss_weight", "test_fraction", "seed"):
         value = getattr(defaults, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("--backbone-options", default="", help='backbone options as JSON, e.g. \'{"model": "DIR"}\' for hf-clip')
     args = parser.parse_args(argv)
-    config = ClipAgiqaConfig(**{k: v for k, v in vars(args).items() if k in ClipAgiqaConfig.__dataclass_fields__})
     try:
+        fields = {k: v for k, v in vars(args).items() if k in ClipAgiqaConfig.__dataclass_fields__}
+        config = ClipAgiqaConfig(**{**fields, "backbone_options": parse_backbone_options(args.backbone_options)})
         benchmark = load_benchmark(args.benchmark, args.root)
         model, test = train_clip_agiqa(benchmark, config, log=lambda line: print(line, file=sys.stderr))
     except (BenchmarkError, ValueError) as exc:

@@ -6,20 +6,28 @@ With a contrastively trained pair of towers (CLIP) this is CLIPScore; with the o
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from trainer.baselines import register_baseline
+from trainer.benchmarks import BenchmarkError
 
 
-def load_dual_tower(name: str, **options: object) -> torch.nn.Module:
-    """A registered backbone that has separate image and text towers, in eval mode."""
+def load_dual_tower(name: str, options: dict[str, Any] | None = None, seed: int = 0) -> torch.nn.Module:
+    """A registered backbone with separate image and text towers, in eval mode.
+
+    Backbones may create new projections with random weights (the dual encoder does); `seed` fixes
+    them so an untrained baseline gives the same numbers on every run.
+    """
     from trainer.backbones import get_backbone
 
-    backbone = get_backbone(name, **options)
+    torch.manual_seed(seed)
+    backbone = get_backbone(name, **(options or {}))
     missing = [m for m in ("encode_image", "encode_text") if not hasattr(backbone, m)]
     if missing:
         raise ValueError(f"backbone {name!r} is not a dual-tower backbone (no {', '.join(missing)})")
@@ -37,6 +45,17 @@ class CosineScorer:
         return {"alignment": (image * text).sum(-1)}
 
 
+def parse_backbone_options(text: str) -> dict[str, Any]:
+    """Backbone options given on a command line as a JSON object, e.g. '{"model": "path"}'."""
+    try:
+        options = json.loads(text) if text else {}
+    except json.JSONDecodeError as exc:
+        raise BenchmarkError(f"backbone options must be a JSON object, got {text!r} ({exc.msg})") from None
+    if not isinstance(options, dict):
+        raise BenchmarkError(f"backbone options must be a JSON object, got {text!r}")
+    return options
+
+
 @register_baseline("cosine")
-def make_cosine(backbone: str = "dual-encoder") -> CosineScorer:
-    return CosineScorer(load_dual_tower(backbone))
+def make_cosine(backbone: str = "dual-encoder", backbone_options: str = "", seed: str | int = 0) -> CosineScorer:
+    return CosineScorer(load_dual_tower(backbone, parse_backbone_options(backbone_options), int(seed)))

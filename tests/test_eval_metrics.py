@@ -1,0 +1,82 @@
+"""Metrics against scipy on real AGIQA-3K dev scores, and the properties the report relies on."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from trainer.metrics import bootstrap_ci, correlations, fit_logistic4, krcc, logistic4, pairwise_accuracy, plcc, srcc
+
+DEV = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "agiqa3k-dev"
+
+
+@pytest.fixture(scope="module")
+def dev_mos() -> tuple[np.ndarray, np.ndarray]:
+    if not (DEV / "data.csv").is_file():
+        pytest.skip(f"benchmark data not found: {DEV}")
+    with open(DEV / "data.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return np.array([float(r["mos_quality"]) for r in rows]), np.array([float(r["mos_align"]) for r in rows])
+
+
+def test_rank_correlations_match_scipy(dev_mos):
+    quality, align = dev_mos
+    assert srcc(quality, align) == pytest.approx(stats.spearmanr(quality, align).statistic, abs=1e-12)
+    assert krcc(quality, align) == pytest.approx(stats.kendalltau(quality, align).statistic, abs=1e-12)
+    assert 0.3 < srcc(quality, align) < 0.95  # the two MOS columns are related but not the same
+
+
+def test_plcc_undoes_a_logistic_relation(dev_mos):
+    quality, _ = dev_mos
+    score = 7.0 * quality + 3.0  # a predictor on its own scale, with MOS a saturating function of it
+    mos = logistic4((score - score.mean()) / score.std(), 4.8, 0.1, 0.3, 0.3)
+    assert stats.pearsonr(score, mos).statistic < 0.97
+    assert plcc(score, mos) == pytest.approx(1.0, abs=1e-6)
+    assert srcc(score, mos) == pytest.approx(1.0)
+
+
+def test_plcc_on_a_linear_predictor_is_at_least_pearson(dev_mos):
+    quality, align = dev_mos
+    assert plcc(align, quality) >= stats.pearsonr(align, quality).statistic - 1e-9
+
+
+def test_logistic_fit_recovers_known_parameters():
+    x = np.linspace(-3, 3, 200)
+    y = logistic4(x, 4.5, 0.5, 0.2, 0.7)
+    params, converged = fit_logistic4(x, y)
+    z = (x - x.mean()) / x.std()
+    assert converged
+    np.testing.assert_allclose(logistic4(z, *params), y, atol=1e-6)
+
+
+def test_sign_flips_with_the_predictor(dev_mos):
+    quality, align = dev_mos
+    plus, minus = correlations(align, quality), correlations(-align, quality)
+    assert plus["srcc"] == pytest.approx(-minus["srcc"])
+    assert plus["krcc"] == pytest.approx(-minus["krcc"])
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_shrinks_with_n(dev_mos):
+    quality, align = dev_mos
+    full = bootstrap_ci(align, quality, n_boot=300, seed=1)
+    small = bootstrap_ci(align[:60], quality[:60], n_boot=300, seed=1)
+    estimate = correlations(align, quality)
+    for name in ("srcc", "krcc", "plcc"):
+        lo, hi = full[name]
+        assert lo < estimate[name] < hi
+        assert hi - lo < small[name][1] - small[name][0]
+    assert bootstrap_ci(align, quality, n_boot=50, seed=3) == bootstrap_ci(align, quality, n_boot=50, seed=3)
+
+
+def test_pairwise_accuracy_counts_ties_as_half():
+    assert pairwise_accuracy([3, 2, 1, 5], [1, 2, 4, 0]) == pytest.approx((1 + 0.5 + 0 + 1) / 4)
+    assert np.isnan(pairwise_accuracy([], []))
+
+
+def test_mismatched_lengths_are_refused():
+    with pytest.raises(ValueError, match="equal length"):
+        srcc([1, 2, 3], [1, 2])
