@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+import cv2
 import numpy as np
 
 from pairgen.corruptions.base import Corruption, register
-from pairgen.corruptions.common import apply_lut, from_255, from_lab, spline_curve, to_lab
+from pairgen.corruptions.common import apply_lut, spline_curve
 
 
 @lru_cache(maxsize=32)
@@ -27,10 +28,10 @@ class Brighten(Corruption):
 
     def _apply(self, image: np.ndarray, params: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
         curve = midtone_curve(0.5 + params["amount"] / 2)
-        lab = to_lab(image)
-        lab[..., 0] = np.interp(lab[..., 0] / 100, np.linspace(0, 1, 256), curve).astype(np.float32) * 100
-        rgb_curve = apply_lut(image, curve).astype(np.float32)
-        return from_255((2 * rgb_curve + from_lab(lab)) / 3)
+        lab = cv2.cvtColor(image, cv2.COLOR_RGB2Lab)  # 8-bit Lab: L scaled to 0..255, so a LUT applies
+        lab[..., 0] = apply_lut(lab[..., 0], curve)
+        lab_rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+        return cv2.addWeighted(apply_lut(image, curve), 2 / 3, lab_rgb, 1 / 3, 0)
 
 
 @register

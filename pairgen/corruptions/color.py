@@ -15,6 +15,7 @@ from pairgen.corruptions.common import (
     gaussian_blur,
     pixel_scale,
     random_angle,
+    smooth_blur,
     to_lab,
 )
 
@@ -34,7 +35,7 @@ class ColorDiffusion(Corruption):
     def _apply(self, image: np.ndarray, params: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
         lab = to_lab(image)
         sigma = (1.5 * params["amount"] + 2) * pixel_scale(image, params)
-        lab[..., 1:] = gaussian_blur(np.ascontiguousarray(lab[..., 1:]), sigma)
+        lab[..., 1:] = smooth_blur(np.ascontiguousarray(lab[..., 1:]), sigma)
         return from_lab(lab)
 
 
@@ -90,9 +91,9 @@ class SaturationHSV(Corruption):
     levels = {"factor": (0.4, 0.2, 0.1, 0.0, -0.4)}
 
     def _apply(self, image: np.ndarray, params: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
-        x = image.astype(np.float32)
-        value = x.max(axis=2, keepdims=True)
-        return from_255(value - params["factor"] * (value - x))
+        factor = params["factor"]
+        value = cv2.cvtColor(image.max(axis=2), cv2.COLOR_GRAY2RGB)
+        return cv2.addWeighted(value, 1 - factor, image, factor, 0)  # rounds and saturates to uint8
 
 
 @register

@@ -9,6 +9,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pairgen.corruptions.common import smooth_blur
+
 MAP_SIDE = 64  # saliency is computed on a map with this short side
 FEATHER = 0.06  # feather sigma as a fraction of the region's equivalent diameter
 REGION_KINDS = ("ellipse", "saliency")
@@ -78,15 +80,6 @@ def _ellipse(shape: tuple[int, int], fraction: float, draws: np.ndarray, record:
     return mask.astype(bool)
 
 
-def _feather(hard: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian-feathered float mask; wide blurs run on a reduced copy (the result is smooth anyway)."""
-    factor = max(1, int(sigma // 2))
-    height, width = hard.shape
-    small = cv2.resize(hard.astype(np.float32), (max(1, width // factor), max(1, height // factor)), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), sigma / factor, borderType=cv2.BORDER_CONSTANT)
-    return np.clip(cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
-
-
 def region_mask(image: np.ndarray, fraction: float, rng: np.random.Generator, kind: str | None = None) -> Region:
     """A region covering about `fraction` of `image`: an ellipse or the salient blob (drawn if `kind` is None)."""
     draws = rng.random(5)
@@ -108,5 +101,5 @@ def region_mask(image: np.ndarray, fraction: float, rng: np.random.Generator, ki
     box = (max(0, y - margin), min(height, y + h + margin), max(0, x - margin), min(width, x + w + margin))
     soft = np.zeros(hard.shape, np.float32)  # feathering only needs the box plus 3 sigma
     y0, y1, x0, x1 = box
-    soft[y0:y1, x0:x1] = _feather(hard[y0:y1, x0:x1], sigma)
+    soft[y0:y1, x0:x1] = np.clip(smooth_blur(hard[y0:y1, x0:x1].astype(np.float32), sigma, cv2.BORDER_CONSTANT), 0, 1)
     return Region(hard=hard, soft=soft, box=box, record=record)

@@ -16,6 +16,7 @@ from pairgen.corruptions.regions import Region, region_mask
 
 AREA = (0.05, 0.0875, 0.125, 0.1625, 0.20)
 SMEAR_SIDE = 64  # texture smear filters the region at this size (size-independent look and cost)
+POISSON_SIDE = 96  # duplication solves its Poisson membrane at this size
 INPAINT_SIDE = 128  # omission is inpainted on a map with this short side (fast, smoother fill)
 
 
@@ -82,18 +83,32 @@ class LocalWarp(StructureArtifact):
 
 @register
 class Duplication(StructureArtifact):
-    """A duplicated part: neighbouring content (0.8 diameters away) Poisson-blended into the region."""
+    """A duplicated part: neighbouring content (0.8 diameters away) Poisson-blended into the region.
+
+    Poisson blending = the copied content plus a smooth membrane that fixes the seam colours; the
+    membrane is solved (`cv2.seamlessClone`) on a copy reduced to `POISSON_SIDE` px and upsampled.
+    """
 
     name = "duplication"
     levels = {"area": AREA, "opacity": (0.6, 0.7, 0.8, 0.9, 1.0)}
 
     def _alter(self, image: np.ndarray, region: Region, params: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
         dx, dy = random_offset(rng, params, 0.8 * region.diameter)
-        mask = region.hard.astype(np.uint8) * 255
+        y0, y1, x0, x1 = region.box  # the Poisson solve only needs the region's box
+        source = translate(image, dx, dy)[y0:y1, x0:x1]
+        scale = min(1.0, POISSON_SIDE / max(y1 - y0, x1 - x0))
+        size = (max(8, round((x1 - x0) * scale)), max(8, round((y1 - y0) * scale)))
+        small_source = cv2.resize(source, size, interpolation=cv2.INTER_AREA)
+        small_target = cv2.resize(image[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(region.hard[y0:y1, x0:x1].astype(np.uint8) * 255, size, interpolation=cv2.INTER_NEAREST)
         mask[[0, -1], :] = 0  # seamlessClone needs a one-pixel margin
         mask[:, [0, -1]] = 0
         x, y, w, h = cv2.boundingRect(mask)
-        return cv2.seamlessClone(translate(image, dx, dy), image, mask, (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
+        cloned = cv2.seamlessClone(small_source, small_target, mask, (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
+        membrane = cloned.astype(np.float32) - small_source.astype(np.float32)
+        altered = image.copy()
+        altered[y0:y1, x0:x1] = from_255(source + cv2.resize(membrane, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR))
+        return altered
 
 
 @register
