@@ -8,6 +8,8 @@ Image-side alignment negatives (a perturbed prompt, same model and seed) are `al
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -129,7 +131,9 @@ class SDEdit(GenerationNegative):
         expected = tuple(positive.upscale_to or positive.resolution)
         if (image.shape[1], image.shape[0]) != expected or image.dtype != np.uint8:
             raise ValueError(f"sdedit needs the positive's uint8 image of size {expected}, got {image.shape} {image.dtype}")
-        return replace(positive, init_image=image, strength=value)
+        # img2img runs int(steps * strength) denoising steps; a few-step positive needs more to run any
+        steps = max(positive.steps or 1, math.ceil(1.0 / value))
+        return replace(positive, init_image=image, strength=value, steps=steps)
 
 
 def alignment_negative(positive: GenerationRequest, perturbed_prompt: str, perturbation: dict[str, Any] | None = None) -> GenerationRequest:
