@@ -276,3 +276,43 @@ def test_overrides_and_wrong_types(tmp_path):
         load_build_config(path, ["sources.images[3].id=q"])
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         load_build_config(path, ["seed"])
+
+
+def test_collection_with_natural_generation_pairs(tmp_path):
+    """Real AGIQA-3K pool images: for the same prompt, sd1.5_lowstep loses to sd1.5_normal."""
+    import csv
+
+    pool = REPO_ROOT.parent / "shared" / "benchmarks" / "agiqa3k-pool"
+    if not pool.is_dir():
+        pytest.skip("shared benchmarks not present")
+    rows = list(csv.DictReader(open(pool / "images.csv", newline="")))
+    by_prompt: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        by_prompt.setdefault(row["prompt"], {})[row["generator"]] = row
+    chosen = [r for settings in by_prompt.values() if {"sd1.5_normal", "sd1.5_lowstep"} <= set(settings)
+              for r in (settings["sd1.5_normal"], settings["sd1.5_lowstep"])][:6]
+    subset = tmp_path / "subset.csv"
+    with open(subset, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(chosen)
+    config = {
+        "name": "natural",
+        "output": {"dir": str(tmp_path / "out"), "pairs_per_shard": 50},
+        "sources": {"images": [{
+            "id": "pool", "kind": "csv", "path": str(subset), "images": str(pool / "images"), "setting_column": "generator",
+            "max_side": 128, "natural_pairs": [{"better": "sd1.5_normal", "worse": "sd1.5_lowstep", "severity": 3}],
+        }]},
+        "pairs": {"corruptions": 1},
+        "alignment": {"negatives_per_prompt": 1},
+    }
+    run_job(config, executor="local")
+    natural = [p for p in iter_pairs(tmp_path / "out") if p.record.corruption == "natural:sd1.5_lowstep"]
+    assert len(natural) == 3
+    for pair in natural:
+        record = pair.record
+        assert (record.aspect, record.family, record.severity) == ("quality", "generation", 3)
+        assert record.generator["setting"] == "sd1.5_normal" and record.neg_generator["setting"] == "sd1.5_lowstep"
+        assert record.generator["image"] != record.neg_generator["image"]
+        assert pair.pos.shape[2] == 3 and max(pair.pos.shape[:2]) == 128
+    assert validate_dataset(tmp_path / "out").ok
