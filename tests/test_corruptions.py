@@ -348,3 +348,11 @@ def test_shot_noise_has_poisson_statistics():
     rate = 100 / 255 * photons
     assert out.mean() == pytest.approx(rate / photons, abs=0.005)
     assert out.var() == pytest.approx(rate / photons**2, rel=0.05)
+
+
+def test_every_corruption_is_documented():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "corruptions.md").read_text(encoding="utf-8")
+    missing = [name for name in list_corruptions() if f"`{name}`" not in doc]
+    assert not missing, f"docs/corruptions.md lacks {missing}"
