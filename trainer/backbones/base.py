@@ -88,6 +88,7 @@ class Backbone(nn.Module, ABC):
         new = set(self.new_parameter_names())
         for name, parameter in self.named_parameters():
             parameter.requires_grad = train_backbone and ("lora_" in name or name in new)
+        self.train(self.training)
 
     def train(self, mode: bool = True) -> Backbone:
         """Pretrained weights stay frozen, so batch-norm statistics and dropout stay in eval mode
