@@ -135,13 +135,22 @@ class ConversationBatcher(PairBatcher):
         return {"inputs": self.processor.conversations(conversations), "skipped": self.errors.take()}
 
 
-def _decode(errors: ErrorPolicy) -> Callable[[Iterator[dict]], Iterator[Pair]]:
+def _decode(errors: ErrorPolicy, total: int) -> Callable[[Iterator[dict]], Iterator[Pair]]:
+    """Safe decoding; when skipping, a stream in which every sample fails is an error, not a hang."""
+
     def stage(samples: Iterator[dict]) -> Iterator[Pair]:
+        failed_in_a_row = 0
         for sample in samples:
             try:
-                yield decode_pair(sample)
+                pair = decode_pair(sample)
             except ShardFormatError as exc:
                 errors.handle(exc)
+                failed_in_a_row += 1
+                if failed_in_a_row > 4 * total + 100:
+                    raise DatasetError(f"every pair fails to decode (skipped {failed_in_a_row} in a row); last error: {exc}") from None
+                continue
+            failed_in_a_row = 0
+            yield pair
 
     return stage
 
@@ -184,7 +193,7 @@ def train_batches(config: DataConfig, batcher: PairBatcher, seed: int) -> wds.We
         wds.tarfile_to_samples(handler=errors.handle),
         _select(lambda key: not is_heldout(key, config.heldout_percent), None, total),
         wds.shuffle(config.shuffle_buffer, initial=min(config.shuffle_buffer, 64), seed=seed),
-        _decode(errors),
+        _decode(errors, total),
         batcher,
     ]
     loader = _loader(stages, config)
@@ -201,7 +210,7 @@ def heldout_batches(config: DataConfig, batcher: PairBatcher, world_size: int = 
         wds.split_by_worker,
         wds.tarfile_to_samples(handler=batcher.errors.handle),
         _select(lambda key: is_heldout(key, config.heldout_percent), max(1, config.heldout_max_pairs // world_size), total),
-        _decode(batcher.errors),
+        _decode(batcher.errors, total),
         batcher,
     ]
     return _loader(stages, config)
