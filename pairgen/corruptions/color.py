@@ -92,7 +92,8 @@ class SaturationHSV(Corruption):
 
     def _apply(self, image: np.ndarray, params: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
         factor = params["factor"]
-        value = cv2.cvtColor(image.max(axis=2), cv2.COLOR_GRAY2RGB)
+        red, green, blue = cv2.split(image)
+        value = cv2.cvtColor(cv2.max(cv2.max(red, green), blue), cv2.COLOR_GRAY2RGB)
         return cv2.addWeighted(value, 1 - factor, image, factor, 0)  # rounds and saturates to uint8
 
 
