@@ -138,9 +138,9 @@ def _read_text(source: PromptSourceConfig) -> Iterator[_Record]:
             yield _Record(line, None, f"{path}:line {number}")
 
 
-def _field(row: dict[str, Any], column: str | None, where: str, what: str) -> str | None:
-    """A text field of a row; `None` when the column is not configured; blank becomes None."""
-    if column is None:
+def _field(row: dict[str, Any], column: str | None, where: str, what: str, required: bool = True) -> str | None:
+    """A text field of a row; `None` when the column is not configured, blank, or optional and absent."""
+    if column is None or (not required and column not in row):
         return None
     if column not in row:
         raise PromptSourceError(f"{where}: no {what} {column!r}; present: {', '.join(map(str, row)) or 'none'}")
@@ -166,7 +166,7 @@ def _read_jsonl(source: PromptSourceConfig) -> Iterator[_Record]:
             raise PromptSourceError(f"{where}: expected a JSON object with key {source.text_column!r}")
         text = _field(row, source.text_column, where, "key")
         if text is not None:
-            yield _Record(text, _field(row, source.category_column, where, "key"), where)
+            yield _Record(text, _field(row, source.category_column, where, "key", required=False), where)
 
 
 def _read_csv(source: PromptSourceConfig) -> Iterator[_Record]:
