@@ -110,8 +110,7 @@ def bound(gen: Generator, steps: int, guidance: float, repeats: int) -> dict[str
     rows = 2 * batch if guidance > 1 else batch
     width, height = gen.config.size
     latent_shape = (pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
-    memory_format = torch.channels_last if gen.config.channels_last and device.type == "cuda" else torch.contiguous_format
-    sample = torch.randn(rows, *latent_shape, device=device, dtype=dtype).contiguous(memory_format=memory_format)
+    sample = torch.randn(rows, *latent_shape, device=device, dtype=dtype)  # contiguous, as the pipeline feeds it
     text = torch.randn(rows, pipe.tokenizer.model_max_length, pipe.text_encoder.config.hidden_size, device=device, dtype=dtype)
     timestep = torch.tensor(500, device=device)
     decode_rows = gen.config.decode_batch_size or batch

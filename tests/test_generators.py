@@ -203,6 +203,13 @@ def test_text_embedding_reuse_gives_the_same_images(tiny_dir, sdxl):
     assert set(r.prompt for r in requests) <= set(sdxl._embeddings)
 
 
+def test_decode_batching_gives_the_same_images(tiny_dir, sd):
+    chunked = Generator.from_config(_config(tiny_dir / "tiny-sd", decode_batch_size=1))
+    requests = _requests(3)
+    for a, b in zip(chunked.generate(requests), sd.generate(requests)):
+        assert _diff(a.image, b.image).max() <= 2
+
+
 def test_scheduler_override_and_unknown_scheduler(tiny_dir):
     gen = Generator.from_config(_config(tiny_dir / "tiny-sd", scheduler="EulerAncestralDiscreteScheduler"))
     assert gen.provenance["scheduler"] == "EulerAncestralDiscreteScheduler"
