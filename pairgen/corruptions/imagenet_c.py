@@ -1,8 +1,8 @@
 """ImageNet-C corruptions not covered by KADID-10k (Hendrycks & Dietterich 2019).
 
 Level values are those of the reference implementation (`imagecorruptions`), re-implemented with
-OpenCV / albumentations kernels instead of per-pixel Python loops and scipy zooms; `saturate` is
-re-parameterised so that severity always means "worse" (see docs/corruptions.md).
+OpenCV kernels instead of per-pixel Python loops and scipy zooms; `saturate`, `zoom_blur`, `snow` and `spatter` are
+re-parameterised or re-ordered so that severity always means "worse" (see docs/corruptions.md).
 """
 
 from __future__ import annotations
