@@ -246,6 +246,8 @@ def test_registry_holds_every_kind_and_maps_severity_to_settings(sd):
         sd.negative("few_steps", replace(positive, steps=1), 3)
     with pytest.raises(ValueError, match="severity must be within 1..5"):
         sd.negative("few_steps", positive, 6)
+    with pytest.raises(ValueError, match="unknown generation negative 'blur'; known: few_steps"):
+        sd.negative("blur", positive, 2)
     with pytest.raises(ValueError, match="sdedit needs the positive's image"):
         sd.negative("sdedit", positive, 2)
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 from pairgen.generators.config import GeneratorConfig
 from pairgen.generators.loading import locate_pipeline
+from pairgen.generators.negatives import GENERATION_NEGATIVES
 from pairgen.generators.requests import GeneratedImage, GenerationRequest
 from pairgen.generators.seeding import derive_seed
 
@@ -109,8 +110,8 @@ class Generator:
 
     def negative(self, kind: str, positive: GenerationRequest, severity: int, image: np.ndarray | None = None) -> GenerationRequest:
         """The generation-level negative `kind` of `positive` (same prompt and seed) at `severity`."""
-        from pairgen.generators.negatives import GENERATION_NEGATIVES
-
+        if kind not in GENERATION_NEGATIVES:
+            raise ValueError(f"unknown generation negative {kind!r}; known: {', '.join(GENERATION_NEGATIVES)}")
         return GENERATION_NEGATIVES[kind](self.config.negatives).request(self.resolve(positive), severity, image)
 
     def generate(self, requests: list[GenerationRequest]) -> list[GeneratedImage]:
@@ -263,8 +264,9 @@ def _optimize_modules(pipe: Any, config: GeneratorConfig) -> None:
             if module is not None:
                 module.to(memory_format=torch.channels_last)
     if config.compile != "off":
-        denoiser.compile(mode=config.compile)
-        pipe.vae.decoder.compile(mode=config.compile)  # decode's cost; post_quant_conv is a 1x1 conv
+        # Static shapes: each batch size or resolution compiles once, with kernels specialised to it.
+        denoiser.compile(mode=config.compile, dynamic=False)
+        pipe.vae.decoder.compile(mode=config.compile, dynamic=False)  # decode's cost; post_quant_conv is 1x1
 
 
 def _resize(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
