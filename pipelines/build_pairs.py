@@ -34,7 +34,9 @@ from pairgen.config_base import ConfigError, dump_config  # noqa: E402
 from pairgen.generators.config import GeneratorConfig  # noqa: E402
 from pairgen.generators.loading import locate_pipeline  # noqa: E402
 from pairgen.plan import ShardPlan, plan_build, save_plan  # noqa: E402
+from pairgen.prompts import PromptSourceError  # noqa: E402
 from pairgen.report import dataset_counts, stage_rates, write_preview, write_stats  # noqa: E402
+from pairgen.sources import CollectionError  # noqa: E402
 from pairgen.shards import (  # noqa: E402
     RESOLVED_CONFIG_NAME,
     ShardStats,
@@ -255,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_build_config(args.config, args.overrides)
         stats = build(config, args.executor)
-    except (ConfigError, BuildError) as exc:
+    except (ConfigError, BuildError, PromptSourceError, CollectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
