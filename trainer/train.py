@@ -122,7 +122,7 @@ def check_resume(directory: Path, config: TrainConfig, state: dict[str, Any]) ->
     for index, stage in enumerate(saved_stages):
         if start >= step:
             break
-        if index >= len(config.stages) or config.stages[index].kind != stage.kind or (start + stage.steps <= step and config.stages[index].steps != stage.steps):
+        if index >= len(config.stages) or config.stages[index].kind != stage.kind or (start + stage.steps < step and config.stages[index].steps != stage.steps):
             problems.append(f"stages[{index}]: checkpoint trained {stage.kind} for {stage.steps} steps, config says {config.stages[index].model_dump() if index < len(config.stages) else 'nothing'}")
         start += stage.steps
     if problems:
