@@ -210,6 +210,18 @@ def test_decode_batching_gives_the_same_images(tiny_dir, sd):
         assert _diff(a.image, b.image).max() <= 2
 
 
+def test_pipelines_that_decode_themselves_give_the_same_images(tiny_dir, sd):
+    """FLUX/Qwen-style pipelines (packed latents) are decoded by the pipeline itself; on an SD pipeline
+    forced onto that path the images match our own batched decode, and latent noise is refused."""
+    own = Generator.from_config(_config(tiny_dir / "tiny-sd"))
+    own.decodes_itself = True
+    requests = _requests(3)
+    for a, b in zip(own.generate(requests), sd.generate(requests)):
+        assert a.image.dtype == np.uint8 and _diff(a.image, b.image).max() <= 2
+    with pytest.raises(NotApplicableError, match="packs its latents"):
+        own.negative("latent_noise", requests[0], 3)
+
+
 def test_scheduler_override_and_unknown_scheduler(tiny_dir):
     gen = Generator.from_config(_config(tiny_dir / "tiny-sd", scheduler="EulerAncestralDiscreteScheduler"))
     assert gen.provenance["scheduler"] == "EulerAncestralDiscreteScheduler"

@@ -13,7 +13,7 @@ from PIL import Image
 
 from pairgen.generators.config import GeneratorConfig
 from pairgen.generators.loading import locate_pipeline
-from pairgen.generators.negatives import GENERATION_NEGATIVES
+from pairgen.generators.negatives import GENERATION_NEGATIVES, NotApplicableError
 from pairgen.generators.requests import GeneratedImage, GenerationRequest
 from pairgen.generators.seeding import derive_seed
 
@@ -62,6 +62,9 @@ class Generator:
         self.batch_size = config.batch_size
         self._img2img: Any = None
         self._embeddings: OrderedDict[str, tuple[torch.Tensor, ...]] = OrderedDict()
+        # Pipelines that pack their latents (FLUX, Qwen-Image) decode with their own VAE logic: let them,
+        # at the price of batched decoding and latent-noise negatives.
+        self.decodes_itself = hasattr(type(pipe), "_unpack_latents")
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
@@ -112,6 +115,8 @@ class Generator:
         """The generation-level negative `kind` of `positive` (same prompt and seed) at `severity`."""
         if kind not in GENERATION_NEGATIVES:
             raise ValueError(f"unknown generation negative {kind!r}; known: {', '.join(GENERATION_NEGATIVES)}")
+        if kind == "latent_noise" and self.decodes_itself:
+            raise NotApplicableError(f"{type(self.pipe).__name__} packs its latents; latent_noise needs (B, C, H, W) latents")
         return GENERATION_NEGATIVES[kind](self.config.negatives).request(self.resolve(positive), severity, image)
 
     def generate(self, requests: list[GenerationRequest]) -> list[GeneratedImage]:
@@ -152,7 +157,7 @@ class Generator:
             num_inference_steps=first.steps,
             guidance_scale=first.guidance,
             generator=[torch.Generator("cpu").manual_seed(r.seed) for r in requests],
-            output_type="latent",
+            output_type="np" if self.decodes_itself else "latent",
         )
         if first.strength is None:
             pipe = self.pipe
@@ -161,11 +166,11 @@ class Generator:
             pipe = self._img2img_pipe()
             kwargs.update(image=np.stack([r.init_image for r in requests]).astype(np.float32) / 255.0, strength=first.strength)
         kwargs.update(self._text_inputs(pipe, [r.prompt for r in requests]))
-        latents = pipe(**kwargs).images
-        if latents.ndim != 4:
-            raise NotImplementedError(f"{type(pipe).__name__} returns packed latents of shape {tuple(latents.shape)}; decoding them is not supported")
-        latents = self._add_latent_noise(latents, requests)
-        images = self._decode(latents)
+        output = pipe(**kwargs).images
+        if self.decodes_itself:
+            images = list((np.clip(np.asarray(output, np.float32), 0, 1) * 255).round().astype(np.uint8))
+        else:
+            images = self._decode(self._add_latent_noise(output, requests))
         return [_resize(image, r.upscale_to) for image, r in zip(images, requests)]
 
     def _img2img_pipe(self) -> Any:
