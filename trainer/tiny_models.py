@@ -32,8 +32,29 @@ def _byte_bpe_tokenizer(special: list[str]):
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>")
 
 
-def build_tiny_llava(directory: str | Path, image_size: int = 32, hidden: int = 32, layers: int = 2) -> Path:
-    """Llava = tiny CLIP vision tower + tiny Llama, with its processor and a chat template."""
+REAL_SIZE_LLAVA = {  # LLaVA-1.5-style: CLIP ViT-L/14 at 336 px + a 24-layer, 2048-wide Llama (about 1.6 B parameters)
+    "image_size": 336, "patch": 14, "vision_hidden": 1024, "vision_layers": 24, "vision_heads": 16,
+    "hidden": 2048, "layers": 24, "heads": 16, "kv_heads": 16, "vocab_size": 32000,
+}
+
+
+def build_tiny_llava(
+    directory: str | Path,
+    image_size: int = 32,
+    hidden: int = 32,
+    layers: int = 2,
+    *,
+    patch: int = 8,
+    vision_hidden: int | None = None,
+    vision_layers: int | None = None,
+    vision_heads: int = 4,
+    heads: int = 4,
+    kv_heads: int = 2,
+    vocab_size: int | None = None,
+    save_weights: bool = True,
+) -> Path:
+    """Llava = CLIP vision tower + Llama, with its processor and a chat template. Tiny by default;
+    `**REAL_SIZE_LLAVA, save_weights=False` writes a real-size config for `hf-vlm random_init`."""
     from transformers import (
         CLIPImageProcessor,
         CLIPVisionConfig,
@@ -47,15 +68,19 @@ def build_tiny_llava(directory: str | Path, image_size: int = 32, hidden: int = 
     tokenizer = _byte_bpe_tokenizer(["<unk>", "<pad>", "<s>", "</s>", "<image>"])
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
     image_token = tokenizer.convert_tokens_to_ids("<image>")
-    patch = 8
-    vision = CLIPVisionConfig(hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers, num_attention_heads=4,
+    vision_hidden = vision_hidden or hidden
+    vision = CLIPVisionConfig(hidden_size=vision_hidden, intermediate_size=vision_hidden * 4 if vision_hidden > 64 else vision_hidden * 2,
+                              num_hidden_layers=vision_layers or layers, num_attention_heads=vision_heads,
                               image_size=image_size, patch_size=patch, projection_dim=hidden)
-    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
-                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+    text = LlamaConfig(vocab_size=vocab_size or len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2 if hidden <= 64 else int(hidden * 8 / 3),
+                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=4096,
                        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=image_token, vision_feature_layer=-1)
-    torch.manual_seed(0)
-    LlavaForConditionalGeneration(config).save_pretrained(directory)
+    if save_weights:
+        torch.manual_seed(0)
+        LlavaForConditionalGeneration(config).save_pretrained(directory)
+    else:
+        config.save_pretrained(directory)
     image_processor = CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
     processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=patch,
                                num_additional_image_tokens=1, vision_feature_select_strategy="default",

@@ -304,7 +304,7 @@ def train_step(model: torch.nn.Module, batch: Any, optimizer: torch.optim.Optimi
     optimizer.step()
     lr = scheduler.get_last_lr()[0]
     scheduler.step()
-    return {"lr": lr, "skipped": skipped, **{k: float(v) for k, v in out.items() if k != "diff"}}
+    return {"lr": lr, "skipped": skipped, **{k: float(v.detach()) for k, v in out.items() if k != "diff"}}
 
 
 def save_checkpoint(critic: Critic, optimizer: torch.optim.Optimizer, scheduler: Any, stage_index: int, progress: Progress, config: TrainConfig, context: RunContext) -> Path | None:
