@@ -69,11 +69,15 @@ class RunContext:
 
 
 class RayContext(RunContext):
-    def __init__(self, output: Path, device: str):
+    """`ray.train.get_checkpoint()` (a restart inside the run) wins over `resume_from`, the latest
+    checkpoint of a previous run (Ray Train v2 dropped `resume_from_checkpoint`)."""
+
+    def __init__(self, output: Path, device: str, resume_from: str | None = None):
         import ray.train
         import ray.train.torch
 
         super().__init__(output, device)
+        self.resume_from = Path(resume_from) if resume_from else None
         context = ray.train.get_context()
         self.rank, self.world_size = context.get_world_rank(), context.get_world_size()
         self.device = ray.train.torch.get_device()
@@ -84,7 +88,7 @@ class RayContext(RunContext):
 
         checkpoint = ray.train.get_checkpoint()
         if checkpoint is None:
-            yield None
+            yield self.resume_from
         else:
             with checkpoint.as_directory() as directory:
                 yield Path(directory)
@@ -341,12 +345,13 @@ def save_checkpoint(critic: Critic, optimizer: torch.optim.Optimizer, scheduler:
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Ray Train worker: rebuild the config from plain data and run the same loop."""
     config = TrainConfig.model_validate(loop_config["config"])
-    fit(config, RayContext(Path(loop_config["output"]), config.device), resume=loop_config["resume"])
+    context = RayContext(Path(loop_config["output"]), config.device, loop_config["resume_from"])
+    fit(config, context, resume=loop_config["resume"])
 
 
 def run_ray(config: TrainConfig, output: Path, resume: bool) -> Any:
     import ray
-    from ray.train import Checkpoint, CheckpointConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     if not ray.is_initialized():
@@ -359,11 +364,11 @@ def run_ray(config: TrainConfig, output: Path, resume: bool) -> Any:
         raise ResumeError(f"{output} already holds checkpoints ({latest.name}); pass --resume to continue, or choose another output")
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": config.model_dump(mode="json"), "output": str(output), "resume": resume},
+        train_loop_config={"config": config.model_dump(mode="json"), "output": str(output), "resume": resume,
+                           "resume_from": str(latest) if latest is not None else None},
         scaling_config=ScalingConfig(num_workers=config.ray.num_workers, use_gpu=config.ray.use_gpu,
                                      resources_per_worker={"CPU": config.ray.cpus_per_worker}),
-        run_config=RunConfig(name="train", storage_path=str(output / "ray"), checkpoint_config=CheckpointConfig(num_to_keep=config.keep_checkpoints)),
-        resume_from_checkpoint=Checkpoint.from_directory(str(latest)) if latest is not None else None,
+        run_config=RunConfig(name=f"train-{int(time.time())}", storage_path=str(output / "ray"), checkpoint_config=CheckpointConfig(num_to_keep=config.keep_checkpoints)),
     )
     return trainer.fit()
 
