@@ -148,3 +148,27 @@ def test_clip_agiqa_is_reported_only_on_prompts_it_did_not_train_on(tmp_path, ti
     assert report["methods"]["clip_agiqa"]["supervised"]
     markdown = (out / "report.md").read_text()
     assert "CLIP-AGIQA is supervised" in markdown and "| clip_agiqa (supervised) |" in markdown
+
+
+def test_a_blank_image_is_unscored_by_brisque_and_counted_not_dropped(tmp_path):
+    """AGIQA-3K holds blank (safety-filtered) outputs; BRISQUE has no statistics for them."""
+    import json
+
+    pytest.importorskip("brisque")
+    from trainer.evaluate import main as evaluate_main
+
+    with open(DEV / "data.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))[::80]
+    cv2.imwrite(str(tmp_path / "blank.png"), np.zeros((128, 128, 3), np.uint8))
+    assert np.isnan(make_baseline("brisque").brisque(load_image(tmp_path / "blank.png")))
+    with open(tmp_path / "bench.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "quality"])
+        writer.writerows([(DEV / "images" / r["name"], r["mos_quality"]) for r in rows] + [("blank.png", 0.0)])
+    out = tmp_path / "report"
+    assert evaluate_main(["--baselines-only", "--baselines", "brisque,laplacian", "--benchmark", "csv", "--root",
+                          str(tmp_path / "bench.csv"), "--out", str(out), "--bootstrap", "10"]) == 0
+    results = json.loads((out / "report.json").read_text())["subsets"]["all"]["results"]
+    assert results["brisque"]["quality"]["n"] == len(rows) and results["brisque"]["quality"]["n_unscored"] == 1
+    assert results["laplacian"]["quality"]["n"] == len(rows) + 1 and results["laplacian"]["quality"]["n_unscored"] == 0
+    assert "brisque quality: 1 image(s) without a finite score" in (out / "report.md").read_text()

@@ -93,17 +93,27 @@ def subsets_of(benchmark: Benchmark, methods: Sequence[Method]) -> dict[str, tup
 def evaluate_benchmark(
     benchmark: Benchmark, predictions: dict[str, dict[str, np.ndarray]], methods: Sequence[Method], n_boot: int
 ) -> dict[str, Any]:
-    """Per subset, method and dimension: metrics where the method has a prediction for every image."""
+    """Per subset, method and dimension: the metrics, on the images the method could score.
+
+    An image a method returns no finite score for (BRISQUE on a blank image) is left out of that
+    method's numbers and counted in `n_unscored`, which the Markdown report repeats.
+    """
     subsets = {}
     for subset, (description, idx) in subsets_of(benchmark, methods).items():
         part = benchmark.subset(idx)
         results: dict[str, dict[str, Any]] = {}
         for method in methods:
+            if method.train_prompts & set(part.prompts):
+                continue  # a supervised method is never scored on what it was trained on
             for dim in benchmark.dimensions:
                 pred = prediction_for(predictions[method.name], dim)
-                if pred is None or np.isnan(pred[idx]).any():
+                if pred is None:
                     continue
-                results.setdefault(method.name, {})[dim.name] = dimension_result(pred[idx], part.mos(dim.name), part.groups, n_boot)
+                keep = np.flatnonzero(np.isfinite(pred[idx]))
+                scored = part.subset(keep)
+                result = dimension_result(pred[idx][keep], scored.mos(dim.name), scored.groups, n_boot)
+                result["n_unscored"] = len(idx) - len(keep)
+                results.setdefault(method.name, {})[dim.name] = result
         subsets[subset] = {"description": description, "n": len(idx), "results": results}
     return subsets
 
@@ -203,6 +213,13 @@ def markdown_report(report: dict[str, Any]) -> str:
                     cells += [f"{_fmt(r['srcc'])} [{_fmt(lo)}, {_fmt(hi)}]", _fmt(r["krcc"]), _fmt(r["plcc"])]
             label = method + (" (supervised)" if report["methods"][method]["supervised"] else "")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        unscored = [
+            f"- {method} {d}: {r['n_unscored']} image(s) without a finite score, left out of its numbers"
+            for method, per_dim in subset["results"].items()
+            for d, r in per_dim.items()
+            if r["n_unscored"]
+        ]
+        lines += [""] + unscored if unscored else []
         lines += ["", "SRCC per generator:", ""]
         groups = sorted({g for per_dim in subset["results"].values() for r in per_dim.values() for g in r["per_group"]})
         columns = [(m, d) for m, per_dim in subset["results"].items() for d in per_dim]
@@ -247,7 +264,7 @@ def scatter_plots(benchmark: Benchmark, predictions: dict[str, dict[str, np.ndar
             continue
         fig, axes = plt.subplots(1, len(dims), figsize=(4.5 * len(dims), 4), squeeze=False)
         for ax, (dim, pred) in zip(axes[0], dims):
-            keep = ~np.isnan(pred)
+            keep = np.isfinite(pred)
             x, y = pred[keep], benchmark.mos(dim.name)[keep]
             ax.scatter(x, y, s=8, alpha=0.5)
             order = np.argsort(x)

@@ -35,8 +35,13 @@ class BrisqueScorer:
         self.model = _brisque_class()(url=False)
 
     def brisque(self, image: np.ndarray) -> float:
-        """The package's BRISQUE score (about 0 = pristine .. 100 = badly distorted)."""
-        return float(self.model.score(image))
+        """The package's BRISQUE score (about 0 = pristine .. 100 = badly distorted).
+
+        NaN where the statistics are undefined (a flat image, e.g. a blank safety-filtered output);
+        the evaluation leaves such images out of BRISQUE's numbers and says how many.
+        """
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(self.model.score(image))
 
     def score(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, np.ndarray]:
         values = -np.array([self.brisque(image) for image in images])
