@@ -89,6 +89,7 @@ def test_critic_checkpoint_scores_match_the_critic(folder, tmp_path):
     [
         (["/nonexistent.png", "--baseline", "laplacian"], "error: not found: /nonexistent.png"),
         (["{folder}", "--checkpoint", "/nonexistent/ckpt"], "error: checkpoint not found: /nonexistent/ckpt"),
+        (["{folder}", "--checkpoint", "{folder}"], "error: cannot load critic checkpoint {folder}: not a critic checkpoint"),
         (["{folder}", "--baseline", "laplacian", "--prompts", "{prompts}"], "error: {prompts}: no prompt for"),
         (["{folder}/notes.txt", "--baseline", "laplacian"], "error: cannot read image"),
     ],

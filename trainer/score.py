@@ -60,14 +60,15 @@ def predict(
 
 
 def load_critic(checkpoint: str | Path) -> Scorer:
-    """The trained critic of issue 7; imported lazily so the rest works while it is being built."""
-    try:
-        from trainer.critic import Critic
-    except ImportError as exc:
-        raise UsageError(f"the critic is not available in this checkout ({exc})") from None
+    """A trained critic (`trainer.critic.Critic`, imported here: baselines-only runs never need it)."""
+    from trainer.critic import Critic
+
     if not Path(checkpoint).exists():
         raise UsageError(f"checkpoint not found: {checkpoint}")
-    return Critic.from_pretrained(checkpoint)
+    try:
+        return Critic.from_pretrained(checkpoint)
+    except (FileNotFoundError, ValueError) as exc:  # not a checkpoint, invalid config, mismatched weights
+        raise UsageError(f"cannot load critic checkpoint {checkpoint}: {exc}".splitlines()[0]) from None
 
 
 def find_images(inputs: Sequence[str]) -> list[tuple[Path, str]]:
