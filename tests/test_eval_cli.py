@@ -158,3 +158,28 @@ def test_critic_checkpoint_is_evaluated_like_a_baseline(tmp_path):
         got = [float(r["critic.alignment"]) for r in csv.DictReader(handle)]
     np.testing.assert_allclose(got, expected["alignment"].numpy(), rtol=1e-4, atol=1e-5)
     assert "label-free critic" in (out / "report.md").read_text()
+
+
+class PromptEcho:
+    """A scorer whose alignment is the prompt length: exposes which prompt each image was scored with."""
+
+    def score(self, images, prompts):
+        return {"alignment": np.array([float(len(p)) for p in prompts])}
+
+
+def test_text_side_alignment_negatives_are_scored_with_their_neg_prompt():
+    from pairgen.shards import Pair
+    from trainer.evaluate import Method, score_pairs
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    common = dict(aspect="alignment", family="prompt", severity=1, params={}, prompt_id="p", source="s", seed=0,
+                  pos_size=(8, 8), neg_size=(8, 8), config_hash="h")
+    spec = {"name": "object_replace"}
+    text_side = PairRecord(key=make_pair_key(source_id="a", generator_id=None, generator_revision=None, seed=0, corruption=spec),
+                           corruption="text:object_replace", prompt="a red apple on a table", neg_prompt="a pear", **common)
+    image_side = PairRecord(key=make_pair_key(source_id="b", generator_id=None, generator_revision=None, seed=0, corruption=spec),
+                            corruption="image:swap", prompt="a red apple on a table", **common)
+    pairs = [Pair(text_side, image, image, "mem"), Pair(image_side, image, image, "mem")]
+    records, margins = score_pairs(pairs, [Method("echo", PromptEcho())], batch_size=2)
+    assert [r.key for r in records] == [text_side.key, image_side.key]
+    np.testing.assert_array_equal(margins["echo"], [len("a red apple on a table") - len("a pear"), 0.0])

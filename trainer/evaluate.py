@@ -133,12 +133,16 @@ def batched(iterable: Iterable[Any], size: int) -> Iterable[list[Any]]:
 
 
 def score_pairs(pairs: Iterable[Any], methods: Sequence[Method], batch_size: int) -> tuple[list[Any], dict[str, np.ndarray]]:
-    """Records, and per method the margin score(pos) - score(neg) on each pair's own aspect (NaN if not predicted)."""
+    """Records, and per method the margin score(pos) - score(neg) on each pair's own aspect (NaN if not predicted).
+
+    The negative is scored with its own `neg_prompt` when it has one (text-side alignment
+    negatives: the same image under a perturbed prompt), as in training.
+    """
     records, margins = [], defaultdict(list)
     for batch in batched(pairs, batch_size):
         records += [pair.record for pair in batch]
         images = [pair.pos for pair in batch] + [pair.neg for pair in batch]
-        prompts = [pair.record.prompt for pair in batch] * 2
+        prompts = [pair.record.prompt for pair in batch] + [pair.record.neg_prompt or pair.record.prompt for pair in batch]
         for method in methods:
             scores = method.scorer.score(images, prompts)
             for i, pair in enumerate(batch):
