@@ -241,7 +241,7 @@ def markdown_report(report: dict[str, Any]) -> str:
 
 def _pairs_markdown(pairs: dict[str, Any]) -> list[str]:
     methods = list(pairs["methods"])
-    lines = [f"## Pairwise accuracy on {pairs['n_pairs']} held-out synthetic pairs ({pairs['source']})", ""]
+    lines = [f"## Pairwise accuracy on {pairs['n_pairs']} synthetic pairs ({pairs['source']})", ""]
     lines += ["| group | n | " + " | ".join(methods) + " |", "|" + "---|" * (2 + len(methods))]
     rows = ["overall"] + [(level, label) for level in ("aspect", "family", "corruption") for label in
                           sorted({l for m in methods for l in pairs["methods"][m][level]})]
