@@ -87,7 +87,12 @@ class BuildStage:
         for shard_json, images, generate_seconds in zip(batch["shard"], batch["images"], batch["generate_seconds"]):
             self._maybe_die()
             started = time.perf_counter()
-            result = self.build(ShardPlan.from_dict(json.loads(shard_json)), unpack_generated(images))
+            shard = ShardPlan.from_dict(json.loads(shard_json))
+            try:
+                result = self.build(shard, unpack_generated(images))
+            except Exception as exc:  # a bad input or write error: report it (the driver names every failed shard)
+                results.append(json.dumps({"error": f"{shard.name}: {type(exc).__name__}: {exc}"}))
+                continue
             result.seconds = {"generate": float(generate_seconds), "build": time.perf_counter() - started}
             results.append(json.dumps(result.to_dict()))
             self.shards_done += 1
@@ -156,8 +161,17 @@ def run_with_ray(config: BuildConfig, pending: list[ShardPlan], directory: Path,
         num_cpus=1,
         **retries,
     )
+    failures = []
     for row in built.iter_rows():
-        on_result(ShardResult.from_dict(json.loads(row["result"])))
+        outcome = json.loads(row["result"])
+        if "error" in outcome:
+            failures.append(outcome["error"])
+        else:
+            on_result(ShardResult.from_dict(outcome))
+    if failures:
+        raise BuildError(
+            f"{len(failures)} shard(s) failed (complete shards are kept; fix the cause and re-run):\n  " + "\n  ".join(failures)
+        )
 
 
 # ---- the job --------------------------------------------------------------------------------

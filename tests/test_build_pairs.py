@@ -316,3 +316,27 @@ def test_collection_with_natural_generation_pairs(tmp_path):
         assert record.generator["image"] != record.neg_generator["image"]
         assert pair.pos.shape[2] == 3 and max(pair.pos.shape[:2]) == 128
     assert validate_dataset(tmp_path / "out").ok
+
+
+def test_corrupt_collection_image_fails_the_job_naming_the_file(ray_cluster, tmp_path, photos):
+    import cv2
+
+    from pipelines.build_pairs import BuildError
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("chelsea", "coffee"):
+        cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(photos[name], cv2.COLOR_RGB2BGR))
+        (folder / f"{name}.txt").write_text(f"a photo of {name}")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    config = {
+        "name": "broken",
+        "output": {"dir": str(tmp_path / "out"), "pairs_per_shard": 2},
+        "sources": {"images": [{"id": "mine", "kind": "folder", "path": str(folder)}]},
+        "pairs": {"corruptions": 1},
+        "runtime": {"cpu_workers": 1, "max_retries": 0},
+    }
+    with pytest.raises(BuildError, match=r"1 shard\(s\) failed .*\n  pairs-\d{6}\.tar: CollectionError: .*broken\.png: cannot read image"):
+        run_job(config)
+    for shard in (tmp_path / "out").glob("*.tar"):
+        assert marker_path(shard).exists()
