@@ -216,7 +216,7 @@ class ShardBuilder:
             return record, neg.image
         if negative.kind == "natural":
             spec = negative.spec
-            neg_image = load_image(spec["location"], self.max_side.get(unit.subset))
+            neg_image = load_image(negative.location, self.max_side.get(unit.subset))
             record = self._record(
                 unit, negative, pos, neg_image, aspect="quality", family="generation",
                 corruption=f"natural:{spec['worse_setting']}", severity=spec["severity"], params=spec,

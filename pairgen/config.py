@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from pairgen.config_base import StrictModel, digest, load_config
 from pairgen.corruptions.config import QualityCorruptionsConfig
-from pairgen.generators.config import GeneratorConfig
+from pairgen.generators.config import RUNTIME_FIELDS, GeneratorList
 from pairgen.prompts.config import AlignmentConfig, PromptSourceConfig
 from pairgen.sources.collections import ImageCollectionConfig
 
@@ -66,20 +66,11 @@ class BuildConfig(StrictModel):
     seed: int = 0
     output: OutputConfig = Field(default_factory=OutputConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
-    generators: list[GeneratorConfig] = Field(default_factory=list)
+    generators: GeneratorList = Field(default_factory=list)
     pairs: PairsConfig = Field(default_factory=PairsConfig)
     corruptions: QualityCorruptionsConfig = Field(default_factory=QualityCorruptionsConfig)
     alignment: AlignmentConfig = Field(default_factory=AlignmentConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
-
-    @field_validator("generators")
-    @classmethod
-    def _unique_generator_ids(cls, generators: list[GeneratorConfig]) -> list[GeneratorConfig]:
-        ids = [g.id for g in generators]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"generator ids must be unique, repeated: {duplicates}")
-        return generators
 
     @model_validator(mode="after")
     def _has_positives(self) -> BuildConfig:
@@ -92,8 +83,9 @@ class BuildConfig(StrictModel):
         return self
 
     def config_hash(self) -> str:
-        """Digest of everything that defines the pairs (not `output` or `runtime`)."""
-        return digest(self.model_dump(mode="json", exclude={"output", "runtime"}))
+        """Digest of everything that defines the pairs: not `output`, `runtime`, nor generator speed settings."""
+        exclude = {"output": True, "runtime": True, "generators": {"__all__": set(RUNTIME_FIELDS)}}
+        return digest(self.model_dump(mode="json", exclude=exclude))
 
 
 def load_build_config(path: str | Path, overrides: list[str] | None = None) -> BuildConfig:

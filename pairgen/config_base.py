@@ -129,7 +129,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     """Apply `a.b[0].c=value` overrides (values parsed as YAML) to a raw config mapping in place."""
     for override in overrides:
         if "=" not in override:
-            raise ConfigError([f"override {override!r}: expected KEY=VALUE, e.g. output.shard_size=128"])
+            raise ConfigError([f"override {override!r}: expected KEY=VALUE, e.g. output.pairs_per_shard=128"])
         path_text, value_text = override.split("=", 1)
         path = _parse_override_path(path_text.strip())
         try:

@@ -33,11 +33,13 @@ NegativeKind = Literal["corruption", "generation", "text_alignment", "image_alig
 
 @dataclass(frozen=True)
 class NegativeSpec:
-    """One planned negative of a unit. `spec` is JSON-able and part of the pair key."""
+    """One planned negative of a unit. `spec` is JSON-able and part of the pair key; `location`
+    (where a natural pair's worse image is read from) is not, so keys do not depend on paths."""
 
     key: str
     kind: NegativeKind
     spec: dict[str, Any]
+    location: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class Unit:
 class ShardPlan:
     name: str
     subset: str
+    config_hash: str
+    """The config that planned this shard; only that config may build it."""
     units: list[Unit] = field(default_factory=list)
 
     @property
@@ -78,11 +82,11 @@ class ShardPlan:
         return sum(len(u.negatives) for u in self.units)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "subset": self.subset, "units": [u.to_dict() for u in self.units]}
+        return {"name": self.name, "subset": self.subset, "config_hash": self.config_hash, "units": [u.to_dict() for u in self.units]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ShardPlan:
-        return cls(data["name"], data["subset"], [Unit.from_dict(u) for u in data["units"]])
+        return cls(data["name"], data["subset"], data["config_hash"], [Unit.from_dict(u) for u in data["units"]])
 
 
 @dataclass
@@ -90,6 +94,8 @@ class BuildPlan:
     shards: list[ShardPlan]
     new_shards: list[str]
     """Shards this config added to the plan (all of them on a first build)."""
+    configs: dict[str, Any]
+    """Resolved configs by config hash: every config that planned a shard here (provenance)."""
     stale_units: int = 0
     """Units already planned whose negatives the current config would plan differently (kept as planned)."""
     prompts_dropped: int = 0
@@ -103,8 +109,13 @@ class BuildPlan:
         return sum(s.planned_pairs for s in self.shards)
 
 
-def _plan_negatives(config: BuildConfig, unit_id: str, subset: str, generated: bool, prompt: Prompt | None, pool: list[Prompt]) -> list[tuple[NegativeKind, dict[str, Any]]]:
-    """The negative specs of one unit, drawn from an rng seeded by the unit alone."""
+def _plan_negatives(
+    config: BuildConfig, unit_id: str, subset: str, generated: bool, prompt: Prompt | None, pool: list[Prompt], progress: float
+) -> list[tuple[NegativeKind, dict[str, Any]]]:
+    """The negative specs of one unit, drawn from an rng seeded by the unit alone.
+
+    `progress` (0..1, the unit's position in its subset) drives the alignment curriculum.
+    """
     rng = np.random.default_rng(derive_seed(config.seed, unit_id, "negatives"))
     specs: list[tuple[NegativeKind, dict[str, Any]]] = []
     for spec in plan_quality_negatives(config.corruptions, rng, config.pairs.corruptions):
@@ -114,7 +125,7 @@ def _plan_negatives(config: BuildConfig, unit_id: str, subset: str, generated: b
         for _ in range(config.pairs.generation if kinds else 0):
             specs.append(("generation", {"kind": str(rng.choice(kinds)), "severity": int(rng.integers(1, 6))}))
     if prompt is not None and prompt.text:
-        for perturbation in plan_alignment_negatives(config.alignment, prompt, pool, rng):
+        for perturbation in plan_alignment_negatives(config.alignment, prompt, pool, rng, progress=progress):
             # image-side negatives need a generator; a collection image gets the text-side pair instead
             side = perturbation.side if generated else "text"
             specs.append((f"{side}_alignment", {k: v for k, v in asdict(perturbation).items() if k != "side"}))
@@ -131,13 +142,16 @@ def _make_unit(
     seed: int,
     revision: str | None,
     pool: list[Prompt],
+    progress: float,
     location: str | None = None,
     setting: str | None = None,
-    extra: list[tuple[NegativeKind, dict[str, Any]]] = (),
+    natural: list[tuple[dict[str, Any], str]] = (),
 ) -> Unit:
     unit_id = digest([subset, source_id, seed], size=12)
+    planned = [(kind, spec, None) for kind, spec in _plan_negatives(config, unit_id, subset, generated, prompt, pool, progress)]
+    planned += [("natural", spec, worse_location) for spec, worse_location in natural]
     negatives = []
-    for kind, spec in _plan_negatives(config, unit_id, subset, generated, prompt, pool) + list(extra):
+    for kind, spec, negative_location in planned:
         key = make_pair_key(
             source_id=source_id,
             generator_id=subset if generated else None,
@@ -145,7 +159,7 @@ def _make_unit(
             seed=seed,
             corruption={"kind": kind, **spec},
         )
-        negatives.append(NegativeSpec(key=key, kind=kind, spec=spec))
+        negatives.append(NegativeSpec(key=key, kind=kind, spec=spec, location=negative_location))
     return Unit(
         unit_id=unit_id,
         subset=subset,
@@ -193,9 +207,8 @@ def derive_units(config: BuildConfig) -> tuple[list[Unit], int]:
         owner = assign_generators(config.generators, [p.id for p in prompt_set.prompts])
         for generator in config.generators:
             revision = generator.revision or "unpinned"
-            for prompt in prompt_set.prompts:
-                if owner[prompt.id] != generator.id:
-                    continue
+            mine = [p for p in prompt_set.prompts if owner[p.id] == generator.id]
+            for position, prompt in enumerate(mine):
                 for sample in range(config.pairs.samples_per_prompt):
                     units.append(
                         _make_unit(
@@ -207,25 +220,16 @@ def derive_units(config: BuildConfig) -> tuple[list[Unit], int]:
                             seed=derive_seed(config.seed, generator.id, prompt.id, sample),
                             revision=revision,
                             pool=pool,
+                            progress=position / len(mine),
                         )
                     )
     by_prompt = {p.id: p for p in pool}
     for collection, items in collections:
-        worse_of: dict[str, list[tuple[NegativeKind, dict]]] = {}
+        worse_of: dict[str, list[tuple[dict[str, Any], str]]] = {}
         for better, worse, rule in natural_pairs(collection, items):
-            worse_of.setdefault(better.image_id, []).append(
-                (
-                    "natural",
-                    {
-                        "worse": worse.image_id,
-                        "location": worse.location,
-                        "better_setting": rule.better,
-                        "worse_setting": rule.worse,
-                        "severity": rule.severity,
-                    },
-                )
-            )
-        for item in items:
+            spec = {"worse": worse.image_id, "better_setting": rule.better, "worse_setting": rule.worse, "severity": rule.severity}
+            worse_of.setdefault(better.image_id, []).append((spec, worse.location))
+        for position, item in enumerate(items):
             units.append(
                 _make_unit(
                     config,
@@ -236,33 +240,40 @@ def derive_units(config: BuildConfig) -> tuple[list[Unit], int]:
                     seed=derive_seed(config.seed, item.image_id),
                     revision=None,
                     pool=pool,
+                    progress=position / len(items),
                     location=item.location,
                     setting=item.setting,
-                    extra=worse_of.get(item.image_id, []),
+                    natural=worse_of.get(item.image_id, []),
                 )
             )
     return units, prompts_dropped
 
 
-def load_plan(directory: Path) -> list[ShardPlan]:
+class PlanError(ValueError):
+    """A saved plan that cannot be read or followed; the message says what to do."""
+
+
+def load_plan(directory: Path) -> tuple[list[ShardPlan], dict[str, Any]]:
+    """The saved shards and, by config hash, the resolved config that planned them."""
     path = directory / PLAN_NAME
     if not path.is_file():
-        return []
+        return [], {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return [ShardPlan.from_dict(s) for s in data["shards"]]
+        return [ShardPlan.from_dict(s) for s in data["shards"]], data["configs"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: unreadable build plan ({exc}); move it away to re-plan from the config") from None
+        raise PlanError(f"{path}: unreadable build plan ({exc}); move it away to re-plan from the config") from None
 
 
-def save_plan(directory: Path, shards: list[ShardPlan]) -> None:
-    data = {"shards": [s.to_dict() for s in shards]}
+def save_plan(directory: Path, plan: BuildPlan) -> None:
+    data = {"configs": plan.configs, "shards": [s.to_dict() for s in plan.shards]}
     write_bytes_atomic(directory / PLAN_NAME, (json.dumps(data, separators=(",", ":")) + "\n").encode("utf-8"))
 
 
 def plan_build(config: BuildConfig, directory: Path) -> BuildPlan:
     """Extend the saved plan of `directory` with the units of `config` that it does not hold yet."""
-    previous = load_plan(directory)
+    previous, configs = load_plan(directory)
+    configs = {**configs, config.config_hash(): config.model_dump(mode="json", exclude={"runtime"})}
     units, prompts_dropped = derive_units(config)
     planned = {u.unit_id: u for shard in previous for u in shard.units}
     stale = sum(1 for u in units if u.unit_id in planned and planned[u.unit_id] != u)
@@ -274,9 +285,9 @@ def plan_build(config: BuildConfig, directory: Path) -> BuildPlan:
         current: ShardPlan | None = None
         for unit in (u for u in fresh if u.subset == subset):
             if current is None or current.planned_pairs + len(unit.negatives) > config.output.pairs_per_shard and current.units:
-                current = ShardPlan(shard_name(next_index, config.output.prefix), subset)
+                current = ShardPlan(shard_name(next_index, config.output.prefix), subset, config.config_hash())
                 next_index += 1
                 shards.append(current)
                 new_names.append(current.name)
             current.units.append(unit)
-    return BuildPlan(shards=shards, new_shards=new_names, stale_units=stale, prompts_dropped=prompts_dropped)
+    return BuildPlan(shards=shards, new_shards=new_names, configs=configs, stale_units=stale, prompts_dropped=prompts_dropped)

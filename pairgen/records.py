@@ -87,6 +87,20 @@ class PairRecord:
         if problems:
             raise RecordError(problems, key=self.key)
 
+    @property
+    def neg_text(self) -> str:
+        """The prompt the negative is judged against: the perturbed prompt of a text-side alignment
+        pair, else the pair's prompt. Every scorer of pairs must use it."""
+        return self.neg_prompt if self.neg_prompt is not None else self.prompt
+
+    @property
+    def split_group(self) -> str:
+        """What a train/validation split must keep together: the prompt, or for a pair without one
+        (a collection image) the source image, so no prompt or image straddles two splits."""
+        if self.prompt:
+            return self.prompt_id
+        return str(self.extra.get("image") or self.extra.get("unit") or self.key)
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["pos_size"] = list(self.pos_size)
@@ -95,7 +109,8 @@ class PairRecord:
 
     def to_json_bytes(self) -> bytes:
         """Canonical JSON (sorted keys, UTF-8): identical records give identical bytes."""
-        return (json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+        # allow_nan=False: NaN/Infinity are not JSON, and other-language readers of the schema refuse them
+        return (json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, indent=1, allow_nan=False) + "\n").encode("utf-8")
 
     @classmethod
     def from_dict(cls, data: Any) -> PairRecord:

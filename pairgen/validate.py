@@ -2,7 +2,8 @@
 
 Checks, per shard: a completion marker exists; size, sha256 and sample count match it; every member
 is a flat regular file named `{key}.{json|pos.png|neg.png}`; every sample has all three members;
-the JSON matches the record schema and its key; both PNGs decode to the recorded sizes. The manifest,
+the JSON matches the record schema and its key; both PNGs decode to the recorded sizes; no key appears
+twice in the dataset. The manifest,
 when present, must list exactly the complete shards with the same digests. `*.tmp` files (left by an
 interrupted writer) are reported and ignored. Exits 1 on any problem.
 """
@@ -13,21 +14,20 @@ import argparse
 import sys
 import tarfile
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pairgen.records import PairRecord, RecordError
 from pairgen.shards.format import (
     MANIFEST_NAME,
-    MEMBERS,
     SHARD_PATTERN,
     TMP_SUFFIX,
     ShardFormatError,
     check_member_name,
-    decode_png,
     marker_path,
 )
 from pairgen.shards.manifest import load_manifest, shard_entry
+from pairgen.shards.reader import decode_pair
 from pairgen.shards.writer import ShardStats, file_digests
 
 
@@ -53,57 +53,52 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def _check_members(shard: Path, report: ValidationReport, check_images: bool) -> int:
-    """Check the tar's contents; return the number of complete samples."""
-    samples: dict[str, dict[str, bytes]] = defaultdict(dict)
+def _samples(shard: Path) -> Iterator[dict]:
+    """Raw samples of a tar, one at a time (members of a sample are contiguous), names checked."""
+    current: dict | None = None
+    with tarfile.open(shard, "r:") as tar:
+        for info in tar:
+            if not info.isfile():
+                raise ShardFormatError(f"{shard.name}: member {info.name!r} is not a regular file")
+            key, member = check_member_name(info.name, shard.name)
+            if current is not None and current["__key__"] != key:
+                yield current
+                current = None
+            if current is None:
+                current = {"__key__": key, "__url__": shard.name}
+            if member in current:
+                raise ShardFormatError(f"{shard.name}: member {info.name!r} appears twice")
+            current[member] = tar.extractfile(info).read()
+    if current is not None:
+        yield current
+
+
+def _check_members(shard: Path, report: ValidationReport, seen_keys: dict[str, str]) -> int:
+    """Check every sample with the reader's own decoder; return the number of valid samples."""
+    valid = 0
     try:
-        with tarfile.open(shard, "r:") as tar:
-            for info in tar:
-                where = shard.name
-                if not info.isfile():
-                    report.problems.append(f"{where}: member {info.name!r} is not a regular file")
-                    continue
-                key, member = check_member_name(info.name, where)
-                if member in samples[key]:
-                    raise ShardFormatError(f"{where}: member {info.name!r} appears twice")
-                samples[key][member] = tar.extractfile(info).read()
-    except (tarfile.TarError, EOFError) as exc:
-        report.problems.append(f"{shard.name}: not a readable tar ({exc})")
-        return 0
-    except ShardFormatError as exc:
-        report.problems.append(str(exc))
-        return 0
-    complete = 0
-    for key, members in samples.items():
-        where = f"{shard.name}: sample {key}"
-        missing = sorted(set(MEMBERS) - set(members))
-        if missing:
-            report.problems.append(f"{where}: missing member(s) {missing}")
-            continue
-        try:
-            record = PairRecord.from_json_bytes(members["json"])
-        except RecordError as exc:
-            report.problems.append(f"{where}: {exc}")
-            continue
-        if record.key != key:
-            report.problems.append(f"{where}: record key {record.key!r} does not match the member names")
-            continue
-        if check_images:
+        for sample in _samples(shard):
+            key = sample["__key__"]
+            if key in seen_keys:
+                report.problems.append(f"{shard.name}: sample {key}: key also in {seen_keys[key]} (a key must appear once per dataset)")
+                continue
+            seen_keys[key] = shard.name
             try:
-                for name, size in (("pos.png", record.pos_size), ("neg.png", record.neg_size)):
-                    image = decode_png(members[name], f"{where}: {name}")
-                    if (image.shape[1], image.shape[0]) != tuple(size):
-                        raise ShardFormatError(f"{where}: {name} is {image.shape[1]}x{image.shape[0]}, record says {size[0]}x{size[1]}")
+                record = decode_pair(sample).record
             except ShardFormatError as exc:
                 report.problems.append(str(exc))
                 continue
-        for name in ("aspect", "family", "corruption", "severity"):
-            report.counts[name][str(getattr(record, name))] += 1
-        complete += 1
-    return complete
+            for name in ("aspect", "family", "corruption", "severity"):
+                report.counts[name][str(getattr(record, name))] += 1
+            valid += 1
+    except (tarfile.TarError, EOFError) as exc:
+        report.problems.append(f"{shard.name}: not a readable tar ({exc})")
+    except ShardFormatError as exc:
+        report.problems.append(str(exc))
+    return valid
 
 
-def validate_shard(shard: Path, report: ValidationReport, check_images: bool = True) -> ShardStats | None:
+def validate_shard(shard: Path, report: ValidationReport, seen_keys: dict[str, str]) -> ShardStats | None:
     report.shards += 1
     marker = marker_path(shard)
     if not marker.is_file():
@@ -121,7 +116,7 @@ def validate_shard(shard: Path, report: ValidationReport, check_images: bool = T
             f"sha256 {sha256[:12]}… vs {stats.sha256[:12]}…): the file was altered or truncated"
         )
         return None
-    count = _check_members(shard, report, check_images)
+    count = _check_members(shard, report, seen_keys)
     report.samples += count
     if count != stats.nsamples:
         report.problems.append(f"{shard.name}: {count} valid sample(s), marker says {stats.nsamples}")
@@ -145,7 +140,7 @@ def _check_manifest(directory: Path, found: dict[str, ShardStats], report: Valid
         report.problems.append(f"{MANIFEST_NAME}: does not list the complete shard {url}")
 
 
-def validate_dataset(directory: str | Path, check_images: bool = True) -> ValidationReport:
+def validate_dataset(directory: str | Path) -> ValidationReport:
     directory = Path(directory)
     report = ValidationReport()
     if not directory.is_dir():
@@ -160,9 +155,9 @@ def validate_dataset(directory: str | Path, check_images: bool = True) -> Valida
             report.problems.append(f"{marker.name}: completion marker without its shard")
     if not shards:
         report.problems.append(f"{directory}: no shards (*.tar) found")
-    found = {}
+    found, seen_keys = {}, {}
     for shard in shards:
-        stats = validate_shard(shard, report, check_images)
+        stats = validate_shard(shard, report, seen_keys)
         if stats is not None:
             found[shard.name] = stats
     if (directory / MANIFEST_NAME).exists():
@@ -173,9 +168,8 @@ def validate_dataset(directory: str | Path, check_images: bool = True) -> Valida
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pairgen.validate", description=__doc__.split("\n")[0])
     parser.add_argument("directory", help="folder with pairs-NNNNNN.tar shards")
-    parser.add_argument("--skip-images", action="store_true", help="do not decode PNGs (faster)")
     args = parser.parse_args(argv)
-    report = validate_dataset(args.directory, check_images=not args.skip_images)
+    report = validate_dataset(args.directory)
     print(report.summary())
     return 0 if report.ok else 1
 

@@ -33,7 +33,7 @@ from pairgen.config import BuildConfig, load_build_config, resolved_config  # no
 from pairgen.config_base import ConfigError, dump_config  # noqa: E402
 from pairgen.generators.config import GeneratorConfig  # noqa: E402
 from pairgen.generators.loading import locate_pipeline  # noqa: E402
-from pairgen.plan import ShardPlan, plan_build, save_plan  # noqa: E402
+from pairgen.plan import PlanError, ShardPlan, plan_build, save_plan  # noqa: E402
 from pairgen.prompts import PromptSourceError  # noqa: E402
 from pairgen.report import dataset_counts, stage_rates, write_preview, write_stats  # noqa: E402
 from pairgen.sources import CollectionError  # noqa: E402
@@ -205,7 +205,16 @@ def build(config: BuildConfig, executor: str = "ray") -> dict[str, Any]:
     plan = plan_build(config, directory)
     if plan.units == 0:
         raise BuildError("no positives to build: the prompt sources and image collections are empty")
-    save_plan(directory, plan.shards)
+    config_hash = config.config_hash()
+    pending = [s for s in plan.shards if not is_complete(directory / s.name)]
+    foreign = [s for s in pending if s.config_hash != config_hash]
+    if foreign:
+        raise BuildError(
+            f"{len(foreign)} incomplete shard(s) ({', '.join(s.name for s in foreign[:3])}{', ...' if len(foreign) > 3 else ''}) "
+            f"were planned by another config (hash {foreign[0].config_hash}; it is saved in {directory / 'plan.json'} "
+            f"under configs). Finish them by re-running that config, then change it; or build into a new output.dir"
+        )
+    save_plan(directory, plan)
     write_bytes_atomic(directory / RESOLVED_CONFIG_NAME, dump_config(config).encode("utf-8"))
     if plan.stale_units:
         log.warning(
@@ -213,7 +222,6 @@ def build(config: BuildConfig, executor: str = "ray") -> dict[str, Any]:
             "(existing shards are never changed; use a new output.dir to build with the new settings)",
             plan.stale_units,
         )
-    pending = [s for s in plan.shards if not is_complete(directory / s.name)]
     log.info("plan: %d shard(s), %d unit(s), %d planned pairs; %d already complete, %d to build (%d new in the plan)",
              len(plan.shards), plan.units, plan.planned_pairs, len(plan.shards) - len(pending), len(pending), len(plan.new_shards))
     check_generators(config, {s.subset for s in pending})
@@ -237,14 +245,14 @@ def build(config: BuildConfig, executor: str = "ray") -> dict[str, Any]:
     all_stats = [ShardStats.from_file(marker_path(directory / s.name)) for s in plan.shards]
     previous = load_manifest(directory) if (directory / "manifest.json").is_file() else None
     manifest = build_manifest(
-        name=config.name, shard_stats=all_stats, config=resolved_config(config), config_hash=config.config_hash(), previous=previous
+        name=config.name, shard_stats=all_stats, config=resolved_config(config), config_hash=config_hash, previous=previous
     )
     write_manifest(directory, manifest)
     wall = time.perf_counter() - started
     stats = {
         "name": config.name,
         "toolkit_version": __version__,
-        "config_hash": config.config_hash(),
+        "config_hash": config_hash,
         "dataset_version": manifest["versions"][-1]["version"],
         "executor": executor,
         "shards": {"total": len(plan.shards), "built": len(pending), "skipped": len(plan.shards) - len(pending)},
@@ -271,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_build_config(args.config, args.overrides)
         stats = build(config, args.executor)
-    except (ConfigError, BuildError, PromptSourceError, CollectionError) as exc:
+    except (ConfigError, BuildError, PlanError, PromptSourceError, CollectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

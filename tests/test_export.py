@@ -30,6 +30,7 @@ from pairgen.export import (
     summarize,
 )
 from pairgen.export.plan import parse_size
+from pairgen.prompts import prompt_id
 from pairgen.records import PairRecord, make_pair_key
 from pairgen.shards import build_manifest, encode_pair, encode_png, iter_pairs, list_shards, write_manifest, write_shard
 from pairgen.shards.reader import shard_urls
@@ -63,7 +64,7 @@ def _pair(index: int) -> tuple[PairRecord, np.ndarray, np.ndarray]:
         severity=1 + index % 5,
         params={"sigma": 1.0 + index % 3, "kernel": [5, 5]},
         prompt=prompt,
-        prompt_id=f"p{index % len(PROMPTS)}" if prompt else f"img{index}",
+        prompt_id=f"p{index % len(PROMPTS)}" if prompt else prompt_id(""),  # what the job records without a prompt
         source="generated" if prompt else "collection",
         seed=1000 + index,
         pos_size=size,
@@ -72,7 +73,7 @@ def _pair(index: int) -> tuple[PairRecord, np.ndarray, np.ndarray]:
         generator=None if not prompt else {**GENERATOR, "revision": "0123abcd" if index % 2 else "fedc9876"},
         neg_generator={**GENERATOR, "steps": 1} if family == "generation" else None,
         neg_prompt="a blue bicycle" if family == "prompt" else None,
-        extra={"note": "ünïcode | pipe"} if index == 3 else {},
+        extra={"note": "ünïcode | pipe"} if index == 3 else ({} if prompt else {"image": f"photos/img{index}"}),
     )
     key = make_pair_key(source_id=fields["prompt_id"], generator_id="tiny/sd", generator_revision="r", seed=fields["seed"], corruption={"name": corruption, "i": index})
     return PairRecord(key=key, **fields), pos, neg
@@ -141,7 +142,7 @@ def test_to_disk_round_trip_is_lossless(loaded, raw_samples):
 
 
 def test_no_prompt_in_both_splits(loaded):
-    groups = {split: {row["prompt"] or row["prompt_id"] for row in loaded[split]} for split in loaded}
+    groups = {split: {row["prompt"] or json.loads(row["extra"])["image"] for row in loaded[split]} for split in loaded}
     assert groups["train"] and groups["validation"]
     assert not groups["train"] & groups["validation"]
 

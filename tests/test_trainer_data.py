@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 
 import cv2
@@ -68,7 +69,7 @@ def _copy_shard(src, dst, mutate):
                 info = tarfile.TarInfo(changed[0])
                 info.size = len(changed[1])
                 tar_out.addfile(info, io.BytesIO(changed[1]))
-    (dst / "pairs-000000.stats.json").write_text(json.dumps({"nsamples": 20}))
+    shutil.copy(src.with_name("pairs-000000.stats.json"), dst)  # the original marker: the tar no longer matches it
     return dst
 
 
@@ -77,7 +78,7 @@ def test_truncated_shard_raises_naming_it_or_skips_with_a_count(tmp_path, shards
     bad.mkdir()
     data = (shards / "pairs-000000.tar").read_bytes()
     (bad / "pairs-000000.tar").write_bytes(data[: len(data) // 2])
-    (bad / "pairs-000000.stats.json").write_text(json.dumps({"nsamples": 20}))
+    shutil.copy(shards / "pairs-000000.stats.json", bad)
     with pytest.raises(ShardFormatError, match="pairs-000000.tar"):
         batches(data_config(bad, heldout_percent=1), processor, 3)
     skipped = batches(data_config(bad, heldout_percent=1, on_error="skip"), processor, 3)

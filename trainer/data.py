@@ -9,7 +9,6 @@ With `on_error: skip`, corrupt shards and samples are skipped and each batch rep
 
 from __future__ import annotations
 
-import json
 import random
 import tarfile
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ import torch
 import webdataset as wds
 from torch import Tensor
 
-from pairgen.shards import Pair, ShardFormatError, decode_pair, marker_path, shard_urls
+from pairgen.shards import Pair, ShardFormatError, ShardStats, decode_pair, marker_path, shard_urls
 from trainer.config import DataConfig
 from trainer.instructions import conversations_for_pair
 from trainer.losses import ASPECT_INDEX
@@ -66,7 +65,7 @@ def resolve_shards(shards: str | list[str]) -> tuple[list[str], int]:
 def _count_pairs(path: Path) -> int:
     marker = marker_path(path)
     if marker.is_file():
-        return int(json.loads(marker.read_text(encoding="utf-8"))["nsamples"])
+        return ShardStats.from_file(marker).nsamples
     try:
         with tarfile.open(path) as tar:
             return len({name.split(".", 1)[0] for name in tar.getnames()})
@@ -115,7 +114,7 @@ class PairBatcher:
 
     def collate(self, pairs: list[Pair]) -> PairBatch:
         images = [p.pos for p in pairs] + [p.neg for p in pairs]
-        prompts = [p.record.prompt for p in pairs] + [p.record.neg_prompt or p.record.prompt for p in pairs]
+        prompts = [p.record.prompt for p in pairs] + [p.record.neg_text for p in pairs]
         aspect = torch.tensor([ASPECT_INDEX[p.record.aspect] for p in pairs])
         return PairBatch(self.processor(images, prompts), aspect, [p.record.key for p in pairs], self.errors.take())
 
@@ -186,7 +185,13 @@ def train_batches(config: DataConfig, batcher: PairBatcher, seed: int) -> wds.We
     errors = batcher.errors
     if config.resampled:
         source = [wds.ResampledShards(urls, seed=seed, deterministic=True)]
-    else:  # shard shuffle per epoch, split across ranks and workers, repeated
+    else:  # shards shuffled once (seeded), split across ranks and workers, repeated
+        ranks = torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized() else 1
+        if len(urls) < ranks * max(1, config.num_workers):
+            raise DatasetError(
+                f"data.resampled: false needs at least one shard per rank and loader worker ({ranks} x "
+                f"{max(1, config.num_workers)}), got {len(urls)} shard(s); use resampled: true or write smaller shards"
+            )
         source = [wds.SimpleShardList(urls, seed=seed), wds.split_by_node, wds.split_by_worker]
     stages = [
         *source,

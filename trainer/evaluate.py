@@ -142,7 +142,7 @@ def score_pairs(pairs: Iterable[Any], methods: Sequence[Method], batch_size: int
     for batch in batched(pairs, batch_size):
         records += [pair.record for pair in batch]
         images = [pair.pos for pair in batch] + [pair.neg for pair in batch]
-        prompts = [pair.record.prompt for pair in batch] + [pair.record.neg_prompt or pair.record.prompt for pair in batch]
+        prompts = [pair.record.prompt for pair in batch] + [pair.record.neg_text for pair in batch]
         for method in methods:
             scores = method.scorer.score(images, prompts)
             for i, pair in enumerate(batch):

@@ -91,7 +91,7 @@ def conversations_for_pair(pair, rng: random.Random) -> list[Conversation]:
         out.append(Conversation(f"{key}-pair", [images[n] for n in order], order, question, answer))
     which = rng.choice(["pos", "neg"])
     question, good, bad = rng.choice(SINGLE[aspect])
-    prompt = record.neg_prompt if which == "neg" and record.neg_prompt is not None else record.prompt
+    prompt = record.neg_text if which == "neg" else record.prompt
     out.append(
         Conversation(f"{key}-{which}", [images[which]], [which], question.format(prompt=prompt), good if which == "pos" else bad)
     )

@@ -63,7 +63,7 @@ def synthetic_pair(index: int, rng: random.Random, size: int, alignment_fraction
         other = rng.choice([n for n in names if n != name])
         spec = {"name": "swap_prompt", "other": other, "index": index}
         key = make_pair_key(source_id=name, generator_id=None, generator_revision=None, seed=seed, corruption=spec)
-        record = PairRecord(key=key, aspect="alignment", family="prompt", corruption="swap_prompt", severity=5,
+        record = PairRecord(key=key, aspect="alignment", family="prompt", corruption="swap_prompt", severity=2,
                             params={"other": other}, neg_prompt=PHOTOS[other], **common)
         return encode_pair(record, pos, pos)
     neg, corruption, severity, params = _distort(pos, rng)

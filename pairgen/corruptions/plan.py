@@ -117,7 +117,8 @@ def is_noop(positive: np.ndarray, negative: np.ndarray, qa_config: NoOpFilterCon
     their thresholds), with the measures. Same-size images; a disabled filter never flags."""
     if positive.shape != negative.shape:
         return False, {}  # a resized or re-framed negative is a visible change by construction
-    metrics = {"psnr": round(psnr(positive, negative), 3), "ssim": round(ssim(positive, negative), 5)}
+    # identical images have infinite PSNR; records are strict JSON, so it is capped at 100 dB
+    metrics = {"psnr": round(min(psnr(positive, negative), 100.0), 3), "ssim": round(ssim(positive, negative), 5)}
     no_op = qa_config.enabled and metrics["psnr"] >= qa_config.max_psnr and metrics["ssim"] >= qa_config.max_ssim
     return no_op, metrics
 

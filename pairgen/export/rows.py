@@ -64,12 +64,9 @@ def iter_samples(directory: str | Path) -> Iterator[tuple[PairRecord, Sample]]:
 
 
 def split_of(record: PairRecord, validation_fraction: float) -> str:
-    """`train` or `validation`, from a hash of the prompt: deterministic, and a prompt never spans both.
-
-    Pairs without a prompt (images from a collection) are grouped by `prompt_id` instead, so one
-    source image does not land in both splits either.
-    """
-    group = record.prompt or record.prompt_id
+    """`train` or `validation`, from a hash of `record.split_group` (the prompt, or the source image
+    of a pair without one): deterministic, and no prompt or image lands in both splits."""
+    group = record.split_group
     position = int.from_bytes(hashlib.sha256(group.encode("utf-8")).digest()[:8], "big") / 2**64
     return VALIDATION if position < validation_fraction else TRAIN
 

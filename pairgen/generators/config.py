@@ -131,8 +131,11 @@ def _unique_ids(configs: list[GeneratorConfig]) -> list[GeneratorConfig]:
     return configs
 
 
-GeneratorList = Annotated[list[GeneratorConfig], Field(min_length=1), AfterValidator(_unique_ids)]
-"""The `generators:` list of a job config."""
+GeneratorList = Annotated[list[GeneratorConfig], AfterValidator(_unique_ids)]
+"""The `generators:` list of a job config (may be empty when every positive comes from a collection)."""
+
+RUNTIME_FIELDS = frozenset({"batch_size", "decode_batch_size", "num_gpus", "device", "compile", "channels_last", "reuse_text_embeddings"})
+"""GeneratorConfig fields that say how fast or where to generate, not what: left out of config hashes."""
 
 
 def assign_generators(configs: list[GeneratorConfig], prompt_ids: list[str]) -> dict[str, str]:

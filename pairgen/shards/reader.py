@@ -70,8 +70,14 @@ def list_shards(directory: str | Path) -> list[Path]:
     if not directory.is_dir():
         raise FileNotFoundError(f"shard folder not found: {directory}")
     if (directory / MANIFEST_NAME).is_file():
-        return [directory / entry["url"] for entry in load_manifest(directory)["shardlist"]]
-    return sorted(p for p in directory.glob("*.tar") if SHARD_PATTERN.match(p.name) and marker_path(p).is_file())
+        shards = []
+        for entry in load_manifest(directory)["shardlist"]:
+            if not SHARD_PATTERN.match(str(entry.get("url"))):
+                raise ShardFormatError(f"{directory / MANIFEST_NAME}: shardlist url {entry.get('url')!r} is not a shard name in this folder")
+            shards.append(directory / entry["url"])
+    else:
+        shards = sorted(p for p in directory.glob("*.tar") if SHARD_PATTERN.match(p.name))
+    return [p for p in shards if marker_path(p).is_file()]
 
 
 def shard_urls(source: str | Path | list[str | Path]) -> list[str]:

@@ -104,7 +104,10 @@ def _iter_folder(config: ImageCollectionConfig) -> Iterator[CollectionItem]:
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() in IMAGE_SUFFIXES:
             sidecar = path.with_suffix(".txt")
-            prompt = sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else ""
+            try:
+                prompt = sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else ""
+            except UnicodeDecodeError as exc:
+                raise CollectionError(f"{sidecar}: prompt sidecar is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
             yield CollectionItem(config.id, path.name, str(path), prompt)
 
 
@@ -198,7 +201,10 @@ def load_image(location: str, max_side: int | None = None) -> np.ndarray:
                 image = np.asarray(image)
         except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
             raise CollectionError(f"{location}: cannot read image ({exc})") from None
-    image = as_rgb_uint8(image, name=location)
+    try:
+        image = as_rgb_uint8(image, name=location)
+    except (TypeError, ValueError) as exc:
+        raise CollectionError(str(exc)) from None
     if max_side and max(image.shape[:2]) > max_side:
         import cv2
 
