@@ -356,3 +356,12 @@ def test_every_corruption_is_documented():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "corruptions.md").read_text(encoding="utf-8")
     missing = [name for name in list_corruptions() if f"`{name}`" not in doc]
     assert not missing, f"docs/corruptions.md lacks {missing}"
+
+
+@pytest.mark.parametrize("name", list_corruptions())
+def test_every_corruption_works_at_the_smallest_accepted_size(name):
+    """32 px is the smallest image `as_rgb_uint8` accepts (tiny generators make such images)."""
+    image = cv2.resize(data.astronaut(), (32, 32), interpolation=cv2.INTER_AREA)
+    for severity in range(1, 6):
+        out, _ = apply_corruption(image, name, severity, seed=severity)
+        assert out.shape == image.shape and out.dtype == np.uint8

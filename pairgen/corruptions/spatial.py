@@ -59,8 +59,10 @@ class NonEccentricityPatch(Corruption):
 
     def _apply(self, image: np.ndarray, params: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
         scale = pixel_scale(image, params)
-        size, radius = round(PATCH_SIZE * scale), round(PATCH_RADIUS * scale)
         height, width = image.shape[:2]
+        # small images (down to 32 px) keep patch + displacement inside the frame
+        size = min(round(PATCH_SIZE * scale), min(height, width) // 2)
+        radius = min(round(PATCH_RADIUS * scale), (min(height, width) - size) // 2)
         count_max = self.levels["count"][-1]
         # sources keep `radius` away from the border so the displaced copy stays inside
         sources = random_corners(rng, count_max, height - 2 * radius, width - 2 * radius, size) + radius
