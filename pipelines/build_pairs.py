@@ -236,12 +236,14 @@ def build(config: BuildConfig, executor: str = "ray") -> dict[str, Any]:
         drops.update(result.drops)
         built_pairs += result.stats.nsamples
 
+    planned = time.perf_counter()
     if pending:
         if executor == "ray":
             run_with_ray(config, pending, directory, on_result)
         else:
             run_in_process(config, pending, directory, on_result)
 
+    executed = time.perf_counter()
     all_stats = [ShardStats.from_file(marker_path(directory / s.name)) for s in plan.shards]
     previous = load_manifest(directory) if (directory / "manifest.json").is_file() else None
     manifest = build_manifest(
@@ -259,6 +261,12 @@ def build(config: BuildConfig, executor: str = "ray") -> dict[str, Any]:
         "counts": dataset_counts(directory, {s.name: s.subset for s in plan.shards}),
         "prompts_duplicates_dropped": plan.prompts_dropped,
         "wall_seconds": round(wall, 3),
+        # plan: config, sources, plan.json; execute: the stages (incl. Ray start-up); finish: manifest, stats
+        "phases_seconds": {
+            "plan": round(planned - started, 3),
+            "execute": round(executed - planned, 3),
+            "finish": round(time.perf_counter() - executed, 3),
+        },
         "pairs_built": built_pairs,
         "pairs_per_second": round(built_pairs / wall, 3) if built_pairs else None,
         "stages": stage_rates(dict(seconds), built_pairs),

@@ -153,16 +153,20 @@ class WholeSwap(PromptPerturbation):
     name, difficulty = "whole_swap", "easy"
 
     def edits(self, parsed, prompt, rng, pool):
-        key = normalize_text(prompt.text)
-        candidates = [
-            p
-            for p in pool or []
-            if normalize_text(p.text) != key and (prompt.category is None or p.category != prompt.category)
-        ]
+        def eligible(other: Prompt) -> bool:  # ids are digests of the normalized text
+            return other.id != prompt.id and (prompt.category is None or other.category != prompt.category)
+
+        pool = pool or []
+        # Rejection sampling keeps a draw O(1) on large pools (a scan per prompt made planning quadratic);
+        # the scan only runs when most of the pool is ineligible.
+        for _ in range(32 if pool else 0):
+            other = _pick(rng, pool)
+            if eligible(other):
+                return [Edit(0, len(parsed.text), other.text, "prompt")]
+        candidates = [p for p in pool if eligible(p)]
         if not candidates:
             return "no prompt of another category in the pool"
-        other = _pick(rng, candidates)
-        return [Edit(0, len(parsed.text), other.text, "prompt")]
+        return [Edit(0, len(parsed.text), _pick(rng, candidates).text, "prompt")]
 
 
 @register
