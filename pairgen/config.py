@@ -53,6 +53,8 @@ class RuntimeConfig(StrictModel):
     """Concurrent pair-construction workers (each takes one CPU)."""
     actors_per_generator: int = Field(default=1, ge=1)
     """Actors in each generator's pool (each takes `num_gpus` GPUs)."""
+    cpus_per_cpu_generator: int = Field(default=1, ge=1)
+    """CPUs (torch threads) per actor of a generator that runs on CPU (`num_gpus: 0`)."""
     max_retries: int = Field(default=3, ge=0)
     """Retries of a failed shard task / restarts of a dead actor before the job fails."""
     ray_address: str | None = None

@@ -121,7 +121,9 @@ def run_with_ray(config: BuildConfig, pending: list[ShardPlan], directory: Path,
         # A local Ray gets enough logical CPUs for every actor pool to start, even on a 2-core machine.
         subsets = {s.subset for s in pending}
         needed = config.runtime.cpu_workers + sum(
-            config.runtime.actors_per_generator for g in config.generators if g.id in subsets and not g.num_gpus
+            config.runtime.actors_per_generator * config.runtime.cpus_per_cpu_generator
+            for g in config.generators
+            if g.id in subsets and not g.num_gpus
         )
         ray.init(num_cpus=max(os.cpu_count() or 1, needed), include_dashboard=False, ignore_reinit_error=True)
     gpus_available = ray.cluster_resources().get("GPU", 0)
@@ -144,7 +146,7 @@ def run_with_ray(config: BuildConfig, pending: list[ShardPlan], directory: Path,
                 batch_size=1,
                 concurrency=config.runtime.actors_per_generator,
                 num_gpus=generator.num_gpus,
-                num_cpus=0 if generator.num_gpus else 1,
+                num_cpus=0 if generator.num_gpus else config.runtime.cpus_per_cpu_generator,
                 **retries,
             )
         )
