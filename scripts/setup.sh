@@ -22,7 +22,8 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
   fi
 fi
-PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+# pip on this kind of machine warns about every package missing from a local index; keep real errors
+pip_install() { .venv/bin/python -m pip --disable-pip-version-check -q install "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
 
 stamp=.venv/.eliq-installed
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
@@ -30,16 +31,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   if ! .venv/bin/python -c 'import torch' >/dev/null 2>&1; then
     if has_cuda_gpu; then
       echo "setup: CUDA GPU found and no torch installed: installing the default (CUDA) torch"
-      "${PIP[@]}" install torch
+      pip_install torch
     else
       echo "setup: no CUDA GPU: installing the CPU build torch==2.13.0"
-      "${PIP[@]}" install torch==2.13.0
+      pip_install torch==2.13.0
     fi
   else
     echo "setup: keeping the installed torch $(.venv/bin/python -c 'import torch; print(torch.__version__)')"
   fi
   echo "setup: installing the toolkit and its dependencies (a few minutes the first time)"
-  "${PIP[@]}" install -e ".[dev]" 2> >(grep -v "is ignored: it is neither" >&2)
+  pip_install -e ".[dev]"
   echo "$want" > "$stamp"
 fi
 
