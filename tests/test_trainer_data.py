@@ -14,6 +14,7 @@ import pytest
 from pairgen.shards import ShardFormatError, iter_pairs, write_shard
 from trainer.backbones import get_backbone
 from trainer.config import DataConfig
+from pairgen.records import PairRecord
 from trainer.data import DatasetError, ErrorPolicy, PairBatcher, heldout_batches, is_heldout, train_batches
 from trainer.instructions import export_jsonl, iter_conversations
 from trainer.synthetic import synthetic_pair, write_synthetic_shards
@@ -48,9 +49,11 @@ def test_heldout_pairs_never_reach_training(shards, processor):
     config = data_config(shards)
     train_keys = {k for b in batches(config, processor, 30) for k in b.keys}
     held = {k for b in heldout_batches(config, PairBatcher(processor, 4, ErrorPolicy(False))) for k in b.keys}
-    all_keys = {p.record.key for p in iter_pairs(shards)}
+    records = [p.record for p in iter_pairs(shards)]
     assert held and train_keys and not train_keys & held
-    assert held == {k for k in all_keys if is_heldout(k, 25)}
+    assert held == {r.key for r in records if is_heldout(r.split_group, 25)}
+    # whole prompts are held out: no prompt has pairs on both sides
+    assert not {r.prompt for r in records if r.key in held} & {r.prompt for r in records if r.key in train_keys}
 
 
 def test_resampled_stream_is_deterministic_per_seed(shards, processor):
@@ -120,7 +123,7 @@ def test_all_pairs_heldout_is_an_error_not_a_hang(tmp_path, processor):
 
     rng = random.Random(0)
     samples = [synthetic_pair(i, rng, 32, 0.0) for i in range(40)]
-    held = [s for s in samples if is_heldout(s["__key__"], 50)]
+    held = [s for s in samples if is_heldout(PairRecord.from_json_bytes(s["json"]).split_group, 50)]
     write_shard(tmp_path, "pairs-000000.tar", held)
     with pytest.raises(DatasetError, match="all .* pairs fall in the held-out split"):
         batches(data_config(tmp_path, heldout_percent=50), processor, 1)

@@ -20,6 +20,8 @@ import torch
 import webdataset as wds
 from torch import Tensor
 
+from pairgen.config_base import digest
+from pairgen.records import PairRecord, RecordError
 from pairgen.shards import Pair, ShardFormatError, ShardStats, decode_pair, marker_path, shard_urls
 from trainer.config import DataConfig
 from trainer.instructions import conversations_for_pair
@@ -46,9 +48,19 @@ class PairBatch:
         return len(self.keys)
 
 
-def is_heldout(key: str, percent: float) -> bool:
-    """Pair keys are hex digests, so their leading bits split pairs uniformly and stably."""
-    return int(key[:8], 16) % 10_000 < percent * 100
+def is_heldout(group: str, percent: float) -> bool:
+    """Whether a split group (`PairRecord.split_group`: the prompt, or the source image of a pair
+    without one) is held out. Whole groups are held out so that sibling pairs of one prompt never
+    sit on both sides: held-out accuracy then measures generalisation to unseen prompts."""
+    return int(digest(group, size=4), 16) % 10_000 < percent * 100
+
+
+def split_group_of(sample: dict) -> str:
+    """The split group of a raw sample, read from its JSON before any image is decoded."""
+    try:
+        return PairRecord.from_json_bytes(sample["json"]).split_group
+    except (KeyError, RecordError):
+        return sample["__key__"]  # a broken sample: the decode stage reports it under the error policy
 
 
 def resolve_shards(shards: str | list[str]) -> tuple[list[str], int]:
@@ -155,12 +167,12 @@ def _decode(errors: ErrorPolicy, total: int) -> Callable[[Iterator[dict]], Itera
 
 
 def _select(keep: Callable[[str], bool], limit: int | None, total: int) -> Callable[[Iterator[dict]], Iterator[dict]]:
-    """Filter by key before decoding; an endless stream that rejects everything is an error, not a hang."""
+    """Filter by split group before decoding; an endless stream that rejects everything is an error, not a hang."""
 
     def stage(samples: Iterator[dict]) -> Iterator[dict]:
         kept = rejected_in_a_row = 0
         for sample in samples:
-            if keep(sample["__key__"]):
+            if keep(split_group_of(sample)):
                 rejected_in_a_row = 0
                 kept += 1
                 yield sample
@@ -196,7 +208,7 @@ def train_batches(config: DataConfig, batcher: PairBatcher, seed: int) -> wds.We
     stages = [
         *source,
         wds.tarfile_to_samples(handler=errors.handle),
-        _select(lambda key: not is_heldout(key, config.heldout_percent), None, total),
+        _select(lambda group: not is_heldout(group, config.heldout_percent), None, total),
         wds.shuffle(config.shuffle_buffer, initial=min(config.shuffle_buffer, 64), seed=seed),
         _decode(errors, total),
         batcher,
@@ -214,7 +226,7 @@ def heldout_batches(config: DataConfig, batcher: PairBatcher, world_size: int = 
         wds.split_by_node,
         wds.split_by_worker,
         wds.tarfile_to_samples(handler=batcher.errors.handle),
-        _select(lambda key: is_heldout(key, config.heldout_percent), max(1, config.heldout_max_pairs // world_size), total),
+        _select(lambda group: is_heldout(group, config.heldout_percent), max(1, config.heldout_max_pairs // world_size), total),
         _decode(batcher.errors, total),
         batcher,
     ]
