@@ -61,6 +61,7 @@ class DataConfig(StrictModel):
 
     shards: str | list[str]
     heldout_percent: float = Field(10.0, gt=0.0, lt=100.0)
+    """Share of split groups (prompts; source images for pairs without one) held out for model selection."""
     heldout_max_pairs: int = Field(512, ge=1)
     batch_size: int = Field(16, ge=1)
     num_workers: int = Field(0, ge=0)
