@@ -214,6 +214,14 @@ class ShardBuilder:
                 generator=provenance, neg_generator=neg.provenance,
             )
             return record, neg.image
+        if negative.kind == "image_swap":
+            neg_image = load_image(negative.location, self.max_side.get(unit.subset))
+            record = self._record(
+                unit, negative, pos, neg_image, aspect="alignment", family="prompt", corruption="image_swap",
+                severity=_ALIGNMENT_SEVERITY["easy"], params=negative.spec,
+                neg_generator={"collection": unit.subset, "image": negative.spec["other"]},
+            )
+            return record, neg_image
         if negative.kind == "natural":
             spec = negative.spec
             neg_image = load_image(negative.location, self.max_side.get(unit.subset))

@@ -44,6 +44,10 @@ class PairsConfig(StrictModel):
     """Generation-level negatives (same model, prompt and seed; generated positives only)."""
     samples_per_prompt: int = Field(default=1, ge=1)
     """Positive images per prompt and generator (different seeds)."""
+    image_swaps: int = Field(default=0, ge=0)
+    """Collections: image-side alignment pairs without a generator, the image vs an image made for
+    another prompt, both judged against this image's prompt (text-side pairs alone never teach the
+    alignment score to look at the image)."""
 
 
 class RuntimeConfig(StrictModel):

@@ -25,16 +25,17 @@ from pairgen.generators import assign_generators, derive_seed
 from pairgen.prompts import Prompt, load_prompts, plan_alignment_negatives, prompt_id
 from pairgen.records import make_pair_key
 from pairgen.shards import shard_name, write_bytes_atomic
-from pairgen.sources import list_collection, natural_pairs
+from pairgen.sources import CollectionItem, list_collection, natural_pairs
 
 PLAN_NAME = "plan.json"
-NegativeKind = Literal["corruption", "generation", "text_alignment", "image_alignment", "natural"]
+NegativeKind = Literal["corruption", "generation", "text_alignment", "image_alignment", "image_swap", "natural"]
 
 
 @dataclass(frozen=True)
 class NegativeSpec:
     """One planned negative of a unit. `spec` is JSON-able and part of the pair key; `location`
-    (where a natural pair's worse image is read from) is not, so keys do not depend on paths."""
+    (where a natural pair's worse image or an image swap's other image is read from) is not, so keys
+    do not depend on paths."""
 
     key: str
     kind: NegativeKind
@@ -145,11 +146,11 @@ def _make_unit(
     progress: float,
     location: str | None = None,
     setting: str | None = None,
-    natural: list[tuple[dict[str, Any], str]] = (),
+    other_images: list[tuple[NegativeKind, dict[str, Any], str]] = (),
 ) -> Unit:
     unit_id = digest([subset, source_id, seed], size=12)
     planned = [(kind, spec, None) for kind, spec in _plan_negatives(config, unit_id, subset, generated, prompt, pool, progress)]
-    planned += [("natural", spec, worse_location) for spec, worse_location in natural]
+    planned += list(other_images)
     negatives = []
     for kind, spec, negative_location in planned:
         key = make_pair_key(
@@ -225,10 +226,13 @@ def derive_units(config: BuildConfig) -> tuple[list[Unit], int]:
                     )
     by_prompt = {p.id: p for p in pool}
     for collection, items in collections:
-        worse_of: dict[str, list[tuple[dict[str, Any], str]]] = {}
+        others: dict[str, list[tuple[NegativeKind, dict[str, Any], str]]] = {}
         for better, worse, rule in natural_pairs(collection, items):
             spec = {"worse": worse.image_id, "better_setting": rule.better, "worse_setting": rule.worse, "severity": rule.severity}
-            worse_of.setdefault(better.image_id, []).append((spec, worse.location))
+            others.setdefault(better.image_id, []).append(("natural", spec, worse.location))
+        for item in items:
+            for other in _swap_partners(config, item, items):
+                others.setdefault(item.image_id, []).append(("image_swap", {"other": other.image_id}, other.location))
         for position, item in enumerate(items):
             units.append(
                 _make_unit(
@@ -243,7 +247,7 @@ def derive_units(config: BuildConfig) -> tuple[list[Unit], int]:
                     progress=position / len(items),
                     location=item.location,
                     setting=item.setting,
-                    natural=worse_of.get(item.image_id, []),
+                    other_images=others.get(item.image_id, []),
                 )
             )
     return units, prompts_dropped
@@ -251,6 +255,22 @@ def derive_units(config: BuildConfig) -> tuple[list[Unit], int]:
 
 class PlanError(ValueError):
     """A saved plan that cannot be read or followed; the message says what to do."""
+
+
+def _swap_partners(config: BuildConfig, item: CollectionItem, items: list[CollectionItem]) -> list[CollectionItem]:
+    """Images made for other prompts, to be judged against this item's prompt (image-side alignment
+    negatives without a generator). Drawn by rejection from an rng seeded by the item alone."""
+    if not item.prompt or config.pairs.image_swaps == 0:
+        return []
+    rng = np.random.default_rng(derive_seed(config.seed, item.image_id, "image_swap"))
+    partners: list[CollectionItem] = []
+    for _ in range(32 * config.pairs.image_swaps):
+        other = items[int(rng.integers(len(items)))]
+        if other.prompt and other.prompt_id != item.prompt_id and other not in partners:
+            partners.append(other)
+            if len(partners) == config.pairs.image_swaps:
+                break
+    return partners
 
 
 def load_plan(directory: Path) -> tuple[list[ShardPlan], dict[str, Any]]:

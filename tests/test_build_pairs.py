@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -303,10 +304,16 @@ def test_collection_with_natural_generation_pairs(tmp_path):
             "id": "pool", "kind": "csv", "path": str(subset), "images": str(pool / "images"), "setting_column": "generator",
             "max_side": 128, "natural_pairs": [{"better": "sd1.5_normal", "worse": "sd1.5_lowstep", "severity": 3}],
         }]},
-        "pairs": {"corruptions": 1},
+        "pairs": {"corruptions": 1, "image_swaps": 1},
         "alignment": {"negatives_per_prompt": 1},
     }
     run_job(config, executor="local")
+    swaps = [p for p in iter_pairs(tmp_path / "out") if p.record.corruption == "image_swap"]
+    assert len(swaps) == 6  # one per image: another prompt's image, judged against this image's prompt
+    for pair in swaps:
+        assert (pair.record.aspect, pair.record.family, pair.record.neg_prompt) == ("alignment", "prompt", None)
+        other = pair.record.neg_generator["image"]
+        assert other != pair.record.extra["image"] and not np.array_equal(pair.pos, pair.neg)
     natural = [p for p in iter_pairs(tmp_path / "out") if p.record.corruption == "natural:sd1.5_lowstep"]
     assert len(natural) == 3
     for pair in natural:
