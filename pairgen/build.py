@@ -141,7 +141,7 @@ class ShardBuilder:
                 positive = generated[positive_name(unit)]
                 pos_image, provenance = positive.image, positive.provenance
             else:
-                pos_image, provenance = load_image(unit.location, self.max_side.get(unit.subset)), None
+                pos_image, provenance = self._load(unit.location, unit), None
             for negative in unit.negatives:
                 built = self._negative(unit, negative, pos_image, provenance, generated)
                 if isinstance(built, str):
@@ -155,6 +155,10 @@ class ShardBuilder:
     def write(self, name: str, samples: list, drops: dict[str, int]) -> ShardStats:
         """The atomic shard write (a seam for fault-injection tests)."""
         return write_shard(self.directory, name, samples, dropped=drops)
+
+    def _load(self, location: str, unit: Unit) -> np.ndarray:
+        """A collection image, downscaled as its collection's config says."""
+        return load_image(location, self.max_side.get(unit.subset))
 
     def _record(self, unit: Unit, negative: NegativeSpec, pos: np.ndarray, neg: np.ndarray, **fields: Any) -> PairRecord:
         return PairRecord(
@@ -215,7 +219,7 @@ class ShardBuilder:
             )
             return record, neg.image
         if negative.kind == "image_swap":
-            neg_image = load_image(negative.location, self.max_side.get(unit.subset))
+            neg_image = self._load(negative.location, unit)
             record = self._record(
                 unit, negative, pos, neg_image, aspect="alignment", family="prompt", corruption="image_swap",
                 severity=_ALIGNMENT_SEVERITY["easy"], params=negative.spec,
@@ -224,7 +228,7 @@ class ShardBuilder:
             return record, neg_image
         if negative.kind == "natural":
             spec = negative.spec
-            neg_image = load_image(negative.location, self.max_side.get(unit.subset))
+            neg_image = self._load(negative.location, unit)
             record = self._record(
                 unit, negative, pos, neg_image, aspect="quality", family="generation",
                 corruption=f"natural:{spec['worse_setting']}", severity=spec["severity"], params=spec,

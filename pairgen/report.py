@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pairgen.shards import Pair, ShardStats, iter_pairs, list_shards, marker_path, write_bytes_atomic
+from pairgen.shards import Pair, ShardStats, encode_png, iter_pairs, list_shards, marker_path, write_bytes_atomic
 
 COUNTED = ("aspect", "family", "corruption", "severity", "dropped")
 
@@ -123,8 +123,5 @@ def render_contact_sheet(pairs: list[Pair], thumb: int = 160, columns: int = 3) 
 def write_preview(directory: Path, count: int) -> Path:
     sheet = render_contact_sheet(sample_for_preview(directory, count))
     path = directory / "preview.png"
-    ok, buffer = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError("encoding the preview failed")
-    write_bytes_atomic(path, buffer.tobytes())
+    write_bytes_atomic(path, encode_png(sheet))
     return path
