@@ -73,6 +73,12 @@ def sdxl(tiny_dir) -> Generator:
     return Generator.from_config(_config(tiny_dir / "tiny-sdxl"))
 
 
+@pytest.fixture(scope="session")
+def flux(tiny_dir) -> Generator:
+    """FLUX.1-dev layout: packed latents decoded by the pipeline, embedded (not CFG) guidance, sides of 16."""
+    return Generator.from_config(_config(tiny_dir / "tiny-flux", guidance=3.5))
+
+
 def _requests(n: int, prefix: str = "p") -> list[GenerationRequest]:
     return [GenerationRequest(prompt=f"a photo of thing {i}", prompt_id=f"{prefix}{i}", seed=derive_seed(7, f"{prefix}{i}")) for i in range(n)]
 
@@ -143,15 +149,19 @@ def test_fixture_cli_builds_both_families_once(tmp_path, capsys):
     assert not list(tmp_path.glob("*.partial"))
 
 
-def test_tiny_pipelines_load_through_from_pretrained(sd, sdxl, tiny_dir):
+def test_tiny_pipelines_load_through_from_pretrained(sd, sdxl, flux, tiny_dir):
     assert sd.provenance["pipeline"] == "StableDiffusionPipeline"
     assert sdxl.provenance["pipeline"] == "StableDiffusionXLPipeline"
+    assert (flux.provenance["pipeline"], flux.provenance["scheduler"]) == ("FluxPipeline", "FlowMatchEulerDiscreteScheduler")
+    assert type(flux.pipe.tokenizer_2).__name__ == "T5Tokenizer" and flux.pipe.tokenizer_2("a cat").input_ids[-1] == 1  # </s>
+    assert (flux.decodes_itself, flux.guidance_mode, flux.side_multiple) == (True, "embedded", 16)
+    assert (sd.decodes_itself, sd.guidance_mode, sd.side_multiple) == (False, "cfg", 8)
     assert sd.provenance["revision"].startswith("sha-") and sd.provenance["revision"] != sdxl.provenance["revision"]
     again = Generator.from_config(_config(tiny_dir / "tiny-sd"))
     assert again.provenance == sd.provenance  # content digest is stable
 
 
-@pytest.mark.parametrize("name", ["sd", "sdxl"])
+@pytest.mark.parametrize("name", ["sd", "sdxl", "flux"])
 def test_images_have_texture_and_follow_prompt_and_seed(name, request):
     gen = request.getfixturevalue(name)
     base = GenerationRequest(prompt="a red bicycle", prompt_id="x", seed=11)
@@ -176,7 +186,7 @@ def test_provenance_records_model_revision_scheduler_and_settings(sd):
 # --- determinism -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["sd", "sdxl"])
+@pytest.mark.parametrize("name", ["sd", "sdxl", "flux"])
 def test_image_depends_only_on_its_request_not_batch_size_or_order(name, request):
     gen = request.getfixturevalue(name)
     requests = _requests(5)
@@ -402,3 +412,66 @@ def test_channels_last_and_compile_keep_the_images(tiny_dir, sd):
     requests = _requests(4)
     for a, b in zip(gen.generate(requests), sd.generate(requests)):
         assert _diff(a.image, b.image).max() <= 2
+
+
+# --- FLUX: a real packed-latent pipeline -------------------------------------------------------
+
+
+def test_flux_provenance_records_embedded_guidance_and_settings(flux):
+    request = GenerationRequest(prompt="a cat", prompt_id="cat", seed=5, steps=2, guidance=5.0, resolution=(32, 48))
+    (out,) = flux.generate([request])
+    assert out.image.shape == (48, 32, 3) and out.image.dtype == np.uint8
+    p = out.provenance
+    assert (p["generator"], p["model"], p["revision"], p["pipeline"]) == ("tiny-flux", flux.config.model, flux.revision, "FluxPipeline")
+    assert (p["scheduler"], p["steps"], p["guidance"], p["resolution"], p["seed"]) == ("FlowMatchEulerDiscreteScheduler", 2, 5.0, [32, 48], 5)
+    (louder,) = flux.generate([replace(request, guidance=1.0)])
+    assert _diff(out.image, louder.image).mean() > 0.2  # embedded guidance reaches the transformer
+
+
+def test_flux_resolution_must_be_a_multiple_of_16(tiny_dir, flux):
+    """8x VAE and 2x2 latent packing: FLUX would silently shrink a 40 px side to 32 px."""
+    with pytest.raises(ValueError, match=r"resolution \[72, 72\] must be a multiple of 16 for FluxPipeline"):
+        Generator.from_config(_config(tiny_dir / "tiny-flux", resolution=72))
+    with pytest.raises(ValueError, match=r"resolution \[40, 64\] is not a multiple of 16"):
+        flux.generate([GenerationRequest(prompt="a cat", prompt_id="cat", seed=1, resolution=(40, 64))])
+
+
+def test_flux_generation_negatives_work_or_are_not_applicable(flux):
+    (positive,) = flux.generate([GenerationRequest(prompt="a lighthouse", prompt_id="lh", seed=21)])
+    with pytest.raises(NotApplicableError, match="FluxPipeline packs its latents; latent_noise"):
+        flux.negative("latent_noise", positive.request, 3)
+    kinds = [k for k in GENERATION_NEGATIVES if k != "latent_noise"]
+    requests = [flux.negative(k, positive.request, s, image=positive.image) for k in kinds for s in (1, 2, 5)]
+    low = {r.degradation["severity"]: r.resolution for r in requests if r.degradation["kind"] == "low_resolution_upscaled"}
+    assert low == {1: (48, 48), 2: (32, 32), 5: (16, 16)}  # multiples of 16 (8 would give 40 at severity 2)
+    assert [r.guidance for r in requests if r.degradation["kind"] == "low_guidance"] == [2.5, pytest.approx(2.125), 1.0]
+    outputs = flux.generate(requests)
+    for out in outputs:
+        kind = out.provenance["degradation"]["kind"]
+        assert out.image.shape == positive.image.shape, kind  # sdedit: FLUX img2img would otherwise resize to 1024
+        assert out.provenance["seed"] == positive.provenance["seed"] and out.provenance["model"] == positive.provenance["model"]
+        assert _diff(out.image, positive.image).mean() > 0.5, kind
+    assert type(flux._img2img).__name__ == "FluxImg2ImgPipeline"
+    sdedit = [o for o in outputs if o.provenance["degradation"]["kind"] == "sdedit"]
+    assert [o.provenance["strength"] for o in sdedit] == [0.3, 0.45, 0.9]
+    assert _diff(sdedit[0].image, positive.image).mean() < _diff(sdedit[2].image, positive.image).mean()  # severity means worse
+    again = flux.generate([flux.negative("sdedit", positive.request, 2, image=positive.image)])[0]
+    assert np.array_equal(again.image, sdedit[1].image)
+
+
+def test_flux_schnell_layout_ignores_guidance(tmp_path):
+    """A transformer without a guidance input (FLUX.1-schnell): guidance is recorded as 0.0 and the
+    guidance negatives, which would change nothing, are not applicable."""
+    from pairgen.generators.fixtures import TINY_FLUX_TRANSFORMER, TINY_FLUX_VAE, TINY_TEXT_ENCODER, build_flux_pipeline
+
+    folder = tmp_path / "tiny-flux-schnell"
+    build_flux_pipeline(TINY_FLUX_TRANSFORMER | {"guidance_embeds": False}, TINY_FLUX_VAE, TINY_TEXT_ENCODER).save_pretrained(folder)
+    gen = Generator.from_config(_config(folder, guidance=3.5, steps=2))
+    assert gen.guidance_mode == "none" and gen.provenance["guidance"] == 0.0
+    positive = gen.resolve(GenerationRequest(prompt="a cat", prompt_id="cat", seed=2))
+    assert positive.guidance == 0.0
+    for kind in ("low_guidance", "over_guidance", "latent_noise"):
+        with pytest.raises(NotApplicableError):
+            gen.negative(kind, positive, 3)
+    (out,) = gen.generate([gen.negative("few_steps", positive, 3)])
+    assert out.provenance["steps"] == 1 and out.provenance["guidance"] == 0.0 and out.image.shape == (64, 64, 3)

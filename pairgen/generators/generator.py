@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+import math
 from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
@@ -13,7 +15,7 @@ from PIL import Image
 
 from pairgen.generators.config import GeneratorConfig
 from pairgen.generators.loading import locate_pipeline
-from pairgen.generators.negatives import GENERATION_NEGATIVES, NotApplicableError
+from pairgen.generators.negatives import _SIDE_ALIGNMENT, GENERATION_NEGATIVES, NotApplicableError
 from pairgen.generators.requests import GeneratedImage, GenerationRequest
 from pairgen.generators.seeding import derive_seed
 
@@ -65,6 +67,14 @@ class Generator:
         # Pipelines that pack their latents (FLUX, Qwen-Image) decode with their own VAE logic: let them,
         # at the price of batched decoding and latent-noise negatives.
         self.decodes_itself = hasattr(type(pipe), "_unpack_latents")
+        self.guidance_mode = guidance_mode(pipe)
+        self.side_multiple = side_multiple(pipe)
+        misaligned = [s for s in config.size if s % self.side_multiple]
+        if misaligned:
+            raise ValueError(
+                f"generator {config.id}: resolution {list(config.size)} must be a multiple of {self.side_multiple} "
+                f"for {type(pipe).__name__} (VAE downsampling x latent packing); the pipeline would silently shrink it"
+            )
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
@@ -98,26 +108,39 @@ class Generator:
             "scheduler": type(self.pipe.scheduler).__name__,
             "dtype": str(self.pipe.dtype).removeprefix("torch."),
             "steps": self.config.steps,
-            "guidance": self.config.guidance,
+            "guidance": self._effective_guidance(self.config.guidance),
             "resolution": list(self.config.size),
         }
 
     def resolve(self, request: GenerationRequest) -> GenerationRequest:
-        """Fill unset overrides with this generator's defaults."""
+        """Fill unset overrides with this generator's defaults.
+
+        A pipeline that ignores guidance (a guidance-distilled transformer without a guidance input, such
+        as FLUX.1-schnell) gets guidance 0.0, so the recorded value is the one that shaped the image.
+        """
+        resolution = tuple(request.resolution) if request.resolution is not None else self.config.size
+        if any(side % self.side_multiple for side in resolution):
+            raise ValueError(f"resolution {list(resolution)} is not a multiple of {self.side_multiple}, which {type(self.pipe).__name__} needs")
         return replace(
             request,
             steps=request.steps if request.steps is not None else self.config.steps,
-            guidance=request.guidance if request.guidance is not None else self.config.guidance,
-            resolution=tuple(request.resolution) if request.resolution is not None else self.config.size,
+            guidance=self._effective_guidance(request.guidance if request.guidance is not None else self.config.guidance),
+            resolution=resolution,
         )
+
+    def _effective_guidance(self, guidance: float) -> float:
+        return 0.0 if self.guidance_mode == "none" else guidance
 
     def negative(self, kind: str, positive: GenerationRequest, severity: int, image: np.ndarray | None = None) -> GenerationRequest:
         """The generation-level negative `kind` of `positive` (same prompt and seed) at `severity`."""
         if kind not in GENERATION_NEGATIVES:
             raise ValueError(f"unknown generation negative {kind!r}; known: {', '.join(GENERATION_NEGATIVES)}")
-        if kind == "latent_noise" and self.decodes_itself:
-            raise NotApplicableError(f"{type(self.pipe).__name__} packs its latents; latent_noise needs (B, C, H, W) latents")
-        return GENERATION_NEGATIVES[kind](self.config.negatives).request(self.resolve(positive), severity, image)
+        negative = GENERATION_NEGATIVES[kind](self.config.negatives, side_multiple=self.side_multiple)
+        if negative.needs_latents and self.decodes_itself:
+            raise NotApplicableError(f"{type(self.pipe).__name__} packs its latents; {kind} needs (B, C, H, W) latents")
+        if negative.needs_guidance and self.guidance_mode == "none":
+            raise NotApplicableError(f"{type(self.pipe).__name__} ignores guidance (its transformer has no guidance input); {kind} would change nothing")
+        return negative.request(self.resolve(positive), severity, image)
 
     def generate(self, requests: list[GenerationRequest]) -> list[GeneratedImage]:
         """Generate every request; the output order is the input order."""
@@ -165,6 +188,8 @@ class Generator:
         else:
             pipe = self._img2img_pipe()
             kwargs.update(image=np.stack([r.init_image for r in requests]).astype(np.float32) / 255.0, strength=first.strength)
+            if {"height", "width"} <= set(inspect.signature(pipe.__call__).parameters):
+                kwargs.update(height=height, width=width)  # FLUX img2img otherwise resizes to its default 1024 px
         kwargs.update(self._text_inputs(pipe, [r.prompt for r in requests]))
         output = pipe(**kwargs).images
         if self.decodes_itself:
@@ -248,6 +273,25 @@ class Generator:
         if request.degradation is not None:
             record["degradation"] = dict(request.degradation)
         return record
+
+
+def guidance_mode(pipe: Any) -> str:
+    """How the pipeline uses `guidance_scale`: 'cfg' (classifier-free guidance, SD/SDXL; off at <= 1),
+    'embedded' (a guidance-distilled transformer takes it as an input, FLUX.1-dev), or 'none' (ignored:
+    a distilled transformer without that input, FLUX.1-schnell)."""
+    denoiser = getattr(pipe, "transformer", None) or getattr(pipe, "unet", None)
+    embeds = getattr(getattr(denoiser, "config", None), "guidance_embeds", None)
+    if embeds is None:
+        return "cfg"
+    return "embedded" if embeds else "none"
+
+
+def side_multiple(pipe: Any) -> int:
+    """What image sides must be a multiple of: the VAE factor, times 2 for pipelines that pack 2x2 latent
+    patches (FLUX, Qwen-Image: 16), and never less than 8."""
+    processor = getattr(pipe, "image_processor", None)
+    factor = getattr(getattr(processor, "config", None), "vae_scale_factor", None) or getattr(pipe, "vae_scale_factor", None) or 1
+    return math.lcm(_SIDE_ALIGNMENT, int(factor))
 
 
 def _build_scheduler(name: str, current: Any) -> Any:

@@ -20,7 +20,7 @@ from pairgen.generators.config import GenerationNegativesConfig
 from pairgen.generators.requests import GenerationRequest
 
 GENERATION_NEGATIVES: dict[str, type[GenerationNegative]] = {}
-_SIDE_ALIGNMENT = 8  # diffusers pipelines need sides divisible by the VAE factor
+_SIDE_ALIGNMENT = 8  # the least side multiple; a generator passes its pipeline's (16 for FLUX's packed latents)
 
 
 def register(cls: type[GenerationNegative]) -> type[GenerationNegative]:
@@ -40,9 +40,15 @@ class GenerationNegative:
     aspect: ClassVar[str] = "quality"
     config_field: ClassVar[str]
     """The `GenerationNegativesConfig` field holding this kind's per-severity values."""
+    needs_guidance: ClassVar[bool] = False
+    """Changes the guidance scale: not applicable to a pipeline that ignores it (e.g. FLUX.1-schnell)."""
+    needs_latents: ClassVar[bool] = False
+    """Edits the final (B, C, H, W) latents: not applicable to pipelines that pack and decode them (FLUX)."""
 
-    def __init__(self, config: GenerationNegativesConfig | None = None):
+    def __init__(self, config: GenerationNegativesConfig | None = None, side_multiple: int = _SIDE_ALIGNMENT):
         self.config = config or GenerationNegativesConfig()
+        self.side_multiple = side_multiple
+        """What generated image sides must be a multiple of (the generator's pipeline: 8, or 16 for FLUX)."""
 
     def setting(self, severity: int) -> float:
         if not SEVERITY_MIN <= severity <= SEVERITY_MAX:
@@ -78,6 +84,7 @@ class LowGuidance(GenerationNegative):
     """Weaken classifier-free guidance towards 1 (no guidance): washed-out, incoherent images."""
 
     kind, config_field = "low_guidance", "guidance_fraction"
+    needs_guidance = True
 
     def apply(self, positive, value, image):
         if positive.guidance <= 1.0:
@@ -90,6 +97,7 @@ class OverGuidance(GenerationNegative):
     """Multiply the guidance scale: over-saturated, burnt, high-contrast artefacts."""
 
     kind, config_field = "over_guidance", "guidance_factor"
+    needs_guidance = True
 
     def apply(self, positive, value, image):
         return replace(positive, guidance=max(positive.guidance, 1.0) * value)
@@ -102,7 +110,8 @@ class LowResolutionUpscaled(GenerationNegative):
     kind, config_field = "low_resolution_upscaled", "resolution_fraction"
 
     def apply(self, positive, value, image):
-        low = tuple(max(_SIDE_ALIGNMENT, round(side * value / _SIDE_ALIGNMENT) * _SIDE_ALIGNMENT) for side in positive.resolution)
+        step = self.side_multiple
+        low = tuple(max(step, round(side * value / step) * step) for side in positive.resolution)
         return replace(positive, resolution=low, upscale_to=tuple(positive.resolution))
 
 
@@ -111,6 +120,7 @@ class LatentNoise(GenerationNegative):
     """Add Gaussian noise to the final latents before decoding (grain, colour blotches)."""
 
     kind, config_field = "latent_noise", "latent_noise"
+    needs_latents = True
 
     def apply(self, positive, value, image):
         return replace(positive, latent_noise=value)
