@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from peft import PeftModel
 from torch import Tensor
-from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoConfig, AutoModelForImageTextToText
 
 from trainer.backbones.base import Backbone, TokenFeatures, check_images, select_layers
+from trainer.backbones.processing import load_hf_processor
 from trainer.backbones.registry import register_backbone
 from trainer.instructions import Conversation
 from trainer.losses import lm_loss
@@ -108,7 +109,7 @@ class HFVLM(Backbone):
             self.model = AutoModelForImageTextToText.from_config(config, dtype=DTYPES[dtype], **kwargs)
         else:
             self.model = AutoModelForImageTextToText.from_pretrained(model, dtype=DTYPES[dtype], **kwargs)
-        self.processor = VLMProcessor(AutoProcessor.from_pretrained(model), instruction)
+        self.processor = VLMProcessor(load_hf_processor(model), instruction)
         config = self.model.config
         self.image_token_id = getattr(config, "image_token_id", None) or config.image_token_index
         self.layers = list(layers)

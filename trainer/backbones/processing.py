@@ -66,3 +66,65 @@ class DualTowerProcessor:
 
     def __call__(self, images: list[np.ndarray], prompts: list[str]) -> dict[str, Tensor]:
         return {"pixel_values": self.images(images), **self.texts(prompts)}
+
+
+# ----------------------------------------------------------------------------- Hugging Face processors
+
+
+def load_hf_processor(model: str) -> Any:
+    """`AutoProcessor.from_pretrained(model)`, or without its video sub-processor where torchvision is
+    missing.
+
+    Several image-text-to-text processors (Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision, ...) hold a video
+    processor, and in transformers 5 every video processor needs torchvision, so `AutoProcessor` raises
+    ImportError without it although the image processor falls back to a PIL implementation (e.g.
+    `Qwen2VLImageProcessorPil`). Training and scoring here never pass videos, so the same processor
+    class is loaded with its `video_processor` attribute left out (see `without_video_processor`).
+    """
+    from transformers import AutoConfig, AutoProcessor
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
+    from transformers.utils import is_torchvision_available
+
+    try:
+        return AutoProcessor.from_pretrained(model)
+    except ImportError:
+        if is_torchvision_available():
+            raise
+        config = AutoConfig.from_pretrained(model)
+        if type(config) not in PROCESSOR_MAPPING:
+            raise
+        cls = PROCESSOR_MAPPING[type(config)]
+        if "video_processor" not in cls.get_attributes():
+            raise
+        return without_video_processor(cls).from_pretrained(model)
+
+
+_IMAGE_ONLY: dict[type, type] = {}
+
+
+def without_video_processor(cls: type) -> type:
+    """A subclass of the processor class `cls` whose sub-processors are all but `video_processor`.
+
+    `ProcessorMixin` takes its sub-processors from `get_attributes()`, checks each one's class, and
+    only touches `video_processor` when videos are passed (`hasattr` guards), so leaving it out gives
+    the model's own text/image processing (chat template, image-token expansion, grid sizes) without
+    torchvision. The subclass keeps `cls.__name__`, so `save_pretrained` writes the real
+    `processor_class`, and instances pickle as the real class plus their state (loader workers).
+    """
+    if cls not in _IMAGE_ONLY:
+
+        def get_attributes(klass: type) -> list[str]:
+            return [name for name in cls.get_attributes() if name != "video_processor"]
+
+        def __reduce__(self: Any) -> tuple:
+            return _rebuild_without_video, (cls, self.__dict__)
+
+        _IMAGE_ONLY[cls] = type(cls.__name__, (cls,), {"get_attributes": classmethod(get_attributes), "__reduce__": __reduce__,
+                                                       "__module__": cls.__module__})
+    return _IMAGE_ONLY[cls]
+
+
+def _rebuild_without_video(cls: type, state: dict[str, Any]) -> Any:
+    processor = object.__new__(without_video_processor(cls))
+    processor.__dict__.update(state)
+    return processor
