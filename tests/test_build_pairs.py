@@ -347,3 +347,21 @@ def test_corrupt_collection_image_fails_the_job_naming_the_file(ray_cluster, tmp
         run_job(config)
     for shard in (tmp_path / "out").glob("*.tar"):
         assert marker_path(shard).exists()
+
+
+def test_flux_generator_builds_pairs_in_process(tiny_pipelines, tmp_path):
+    """A packed-latent pipeline (tiny FLUX) through the whole job, local executor: latent_noise negatives
+    are dropped as not applicable, the other generation negatives are built at the positive's size."""
+    config = small_config(tiny_pipelines, tmp_path, generators=("flux",), photos=("chelsea",), prompts=4)
+    config["generators"][0] |= {"guidance": 3.5, "negatives": {"kinds": ["latent_noise", "sdedit", "low_resolution_upscaled"]}}
+    config["pairs"] = {"corruptions": 1, "generation": 3}
+    stats = run_job(config, executor="local")
+    assert validate_dataset(tmp_path).ok
+    pairs = [p for p in iter_pairs(tmp_path) if p.record.source == "generator:tiny-flux"]
+    generation = [p for p in pairs if p.record.family == "generation"]
+    assert {p.record.corruption for p in generation} == {"sdedit", "low_resolution_upscaled"}
+    for pair in pairs:
+        assert pair.record.generator["pipeline"] == "FluxPipeline" and pair.record.generator["guidance"] == 3.5
+        assert pair.pos.shape == pair.neg.shape == (64, 64, 3)
+    dropped = stats["drops_this_run"].get("not_applicable:latent_noise", 0)
+    assert dropped > 0 and not any(p.record.corruption == "latent_noise" for p in pairs)

@@ -205,12 +205,14 @@ def test_image_depends_only_on_its_request_not_batch_size_or_order(name, request
     assert all(np.array_equal(a.image, b.image) for a, b in zip(gen.generate(requests), batched))  # repeatable
 
 
-def test_text_embedding_reuse_gives_the_same_images(tiny_dir, sdxl):
-    plain = Generator.from_config(_config(tiny_dir / "tiny-sdxl", reuse_text_embeddings=False))
-    requests = _requests(3)
-    for a, b in zip(plain.generate(requests), sdxl.generate(requests)):
+@pytest.mark.parametrize("name", ["sdxl", "flux"])
+def test_text_embedding_reuse_gives_the_same_images(tiny_dir, name, request):
+    gen = request.getfixturevalue(name)
+    plain = Generator.from_config(_config(tiny_dir / f"tiny-{name}", reuse_text_embeddings=False, guidance=gen.config.guidance))
+    requests = _requests(3, prefix=f"reuse-{name}")
+    for a, b in zip(plain.generate(requests), gen.generate(requests)):
         assert _diff(a.image, b.image).max() <= 2
-    assert set(r.prompt for r in requests) <= set(sdxl._embeddings)
+    assert set(r.prompt for r in requests) <= set(gen._embeddings) and not plain._embeddings
 
 
 def test_decode_batching_gives_the_same_images(tiny_dir, sd):

@@ -23,15 +23,20 @@ logger = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
-# What `encode_prompt` returns, by pipeline class, so embeddings can be cached and passed back by name.
-# Pipelines not listed here get prompt strings (no reuse), which is always correct, just slower.
+# What `encode_prompt` returns (its leading per-prompt outputs), by pipeline class, so embeddings can be
+# cached and passed back by name. Pipelines not listed here get prompt strings (no reuse), which is always
+# correct, just slower. Every listed pipeline pads prompts to a fixed length, so a prompt's embedding does
+# not depend on the batch it was encoded in.
 _SD_EMBEDDINGS = ("prompt_embeds", "negative_prompt_embeds")
 _SDXL_EMBEDDINGS = _SD_EMBEDDINGS + ("pooled_prompt_embeds", "negative_pooled_prompt_embeds")
+_FLUX_EMBEDDINGS = ("prompt_embeds", "pooled_prompt_embeds")  # then text_ids, shared by all prompts (rebuilt per call)
 _EMBEDDING_OUTPUTS = {
     "StableDiffusionPipeline": _SD_EMBEDDINGS,
     "StableDiffusionImg2ImgPipeline": _SD_EMBEDDINGS,
     "StableDiffusionXLPipeline": _SDXL_EMBEDDINGS,
     "StableDiffusionXLImg2ImgPipeline": _SDXL_EMBEDDINGS,
+    "FluxPipeline": _FLUX_EMBEDDINGS,
+    "FluxImg2ImgPipeline": _FLUX_EMBEDDINGS,
 }
 _EMBEDDING_CACHE_SIZE = 256  # prompts; negatives of a prompt are generated soon after its positive
 
@@ -215,7 +220,10 @@ class Generator:
         rows = {p: self._embeddings[p] for p in prompts if p in self._embeddings}
         new = [p for p in dict.fromkeys(prompts) if p not in rows]
         if new:
-            outputs = pipe.encode_prompt(prompt=new, device=self.device, num_images_per_prompt=1, do_classifier_free_guidance=True)
+            kwargs: dict[str, Any] = dict(prompt=new, device=self.device, num_images_per_prompt=1)
+            if "do_classifier_free_guidance" in inspect.signature(pipe.encode_prompt).parameters:
+                kwargs["do_classifier_free_guidance"] = True  # CFG pipelines: the negative (empty) prompt's rows too
+            outputs = pipe.encode_prompt(**kwargs)[: len(names)]
             rows.update({p: tuple(o[i] for o in outputs) for i, p in enumerate(new)})
         for prompt in dict.fromkeys(prompts):
             self._embeddings[prompt] = rows[prompt]
