@@ -179,14 +179,15 @@ class ShardBuilder:
     ) -> tuple[PairRecord, np.ndarray] | str:
         """The record and negative image of one planned negative, or the reason it was dropped."""
         qa = self.config.corruptions.qa
-        if negative.kind == "corruption":
+        if negative.kind in ("corruption", "erasure"):
             spec = CorruptionSpec.from_dict(negative.spec)
             result = make_quality_negative(pos, spec, qa, seed=derive_seed(negative.key))
             if result is None:
                 return f"noop:{spec.name}"
+            aspect, name = ("quality", spec.name) if negative.kind == "corruption" else ("alignment", f"erasure:{spec.name}")
             record = self._record(
-                unit, negative, pos, result.image, aspect="quality", family=get_corruption(spec.name).family,
-                corruption=spec.name, severity=result.spec.severity, params={**result.params, "qa": result.metrics},
+                unit, negative, pos, result.image, aspect=aspect, family=get_corruption(spec.name).family,
+                corruption=name, severity=result.spec.severity, params={**result.params, "qa": result.metrics},
                 generator=provenance,
             )
             return record, result.image
@@ -230,7 +231,7 @@ class ShardBuilder:
             spec = negative.spec
             neg_image = self._load(negative.location, unit)
             record = self._record(
-                unit, negative, pos, neg_image, aspect="quality", family="generation",
+                unit, negative, pos, neg_image, aspect=spec.get("aspect", "quality"), family="generation",
                 corruption=f"natural:{spec['worse_setting']}", severity=spec["severity"], params=spec,
                 generator={"collection": unit.subset, "setting": unit.setting, "image": unit.source_id},
                 neg_generator={"collection": unit.subset, "setting": spec["worse_setting"], "image": spec["worse"]},

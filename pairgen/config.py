@@ -48,6 +48,9 @@ class PairsConfig(StrictModel):
     """Collections: image-side alignment pairs without a generator, the image vs an image made for
     another prompt, both judged against this image's prompt (text-side pairs alone never teach the
     alignment score to look at the image)."""
+    erasures: int = Field(default=0, ge=0)
+    """Content-erasure alignment pairs per positive with a prompt: the image vs itself with its
+    content made unrecognizable (`corruptions.erasure`), judged against its prompt."""
 
 
 class RuntimeConfig(StrictModel):

@@ -20,7 +20,7 @@ import numpy as np
 
 from pairgen.config import BuildConfig
 from pairgen.config_base import digest
-from pairgen.corruptions import plan_quality_negatives
+from pairgen.corruptions import plan_erasure_negatives, plan_quality_negatives
 from pairgen.generators import assign_generators, derive_seed
 from pairgen.prompts import Prompt, load_prompts, plan_alignment_negatives, prompt_id
 from pairgen.records import make_pair_key
@@ -28,7 +28,7 @@ from pairgen.shards import shard_name, write_bytes_atomic
 from pairgen.sources import CollectionItem, list_collection, natural_pairs
 
 PLAN_NAME = "plan.json"
-NegativeKind = Literal["corruption", "generation", "text_alignment", "image_alignment", "image_swap", "natural"]
+NegativeKind = Literal["corruption", "generation", "text_alignment", "image_alignment", "image_swap", "natural", "erasure"]
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,8 @@ def _plan_negatives(
             # image-side negatives need a generator; a collection image gets the text-side pair instead
             side = perturbation.side if generated else "text"
             specs.append((f"{side}_alignment", {k: v for k, v in asdict(perturbation).items() if k != "side"}))
+        for spec in plan_erasure_negatives(config.corruptions, rng, config.pairs.erasures):
+            specs.append(("erasure", spec.to_dict()))
     return specs
 
 
@@ -228,7 +230,7 @@ def derive_units(config: BuildConfig) -> tuple[list[Unit], int]:
     for collection, items in collections:
         others: dict[str, list[tuple[NegativeKind, dict[str, Any], str]]] = {}
         for better, worse, rule in natural_pairs(collection, items):
-            spec = {"worse": worse.image_id, "better_setting": rule.better, "worse_setting": rule.worse, "severity": rule.severity}
+            spec = {"worse": worse.image_id, "better_setting": rule.better, "worse_setting": rule.worse, "severity": rule.severity, "aspect": rule.aspect}
             others.setdefault(better.image_id, []).append(("natural", spec, worse.location))
         for item in items:
             for other in _swap_partners(config, item, items):

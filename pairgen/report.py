@@ -33,11 +33,13 @@ def dataset_counts(directory: Path, subsets: dict[str, str]) -> dict[str, Any]:
 
 
 def stage_rates(seconds: dict[str, float], pairs_built: int) -> dict[str, dict[str, float]]:
-    """Busy seconds per stage (summed over workers) and the pairs/s each stage would sustain alone."""
-    return {
-        stage: {"busy_seconds": round(total, 3), "pairs_per_second": round(pairs_built / total, 2) if total > 0 else None}
-        for stage, total in sorted(seconds.items())
-    }
+    """Busy seconds per stage (summed over workers) and the pairs/s each stage would sustain alone
+    (None for a stage that did no measurable work, e.g. `generate` when every image already exists)."""
+    rates = {}
+    for stage, total in sorted(seconds.items()):
+        busy = round(total, 3)
+        rates[stage] = {"busy_seconds": busy, "pairs_per_second": round(pairs_built / busy, 2) if busy > 0 else None}
+    return rates
 
 
 def write_stats(directory: Path, stats: dict[str, Any]) -> None:

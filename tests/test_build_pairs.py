@@ -280,7 +280,10 @@ def test_overrides_and_wrong_types(tmp_path):
 
 
 def test_collection_with_natural_generation_pairs(tmp_path):
-    """Real AGIQA-3K pool images: for the same prompt, sd1.5_lowstep loses to sd1.5_normal."""
+    """Real AGIQA-3K pool images: for the same prompt, sd1.5_lowstep loses to sd1.5_normal (one rule
+    per aspect), plus image swaps and content erasures as image-side alignment pairs."""
+    import cv2
+
     import csv
 
     pool = REPO_ROOT.parent / "shared" / "benchmarks" / "agiqa3k-pool"
@@ -302,9 +305,12 @@ def test_collection_with_natural_generation_pairs(tmp_path):
         "output": {"dir": str(tmp_path / "out"), "pairs_per_shard": 50},
         "sources": {"images": [{
             "id": "pool", "kind": "csv", "path": str(subset), "images": str(pool / "images"), "setting_column": "generator",
-            "max_side": 128, "natural_pairs": [{"better": "sd1.5_normal", "worse": "sd1.5_lowstep", "severity": 3}],
+            "max_side": 128, "natural_pairs": [
+                {"better": "sd1.5_normal", "worse": "sd1.5_lowstep", "severity": 3},
+                {"better": "sd1.5_normal", "worse": "sd1.5_lowstep", "severity": 3, "aspect": "alignment"},
+            ],
         }]},
-        "pairs": {"corruptions": 1, "image_swaps": 1},
+        "pairs": {"corruptions": 1, "image_swaps": 1, "erasures": 1},
         "alignment": {"negatives_per_prompt": 1},
     }
     run_job(config, executor="local")
@@ -315,13 +321,19 @@ def test_collection_with_natural_generation_pairs(tmp_path):
         other = pair.record.neg_generator["image"]
         assert other != pair.record.extra["image"] and not np.array_equal(pair.pos, pair.neg)
     natural = [p for p in iter_pairs(tmp_path / "out") if p.record.corruption == "natural:sd1.5_lowstep"]
-    assert len(natural) == 3
+    assert sorted(p.record.aspect for p in natural) == ["alignment"] * 3 + ["quality"] * 3
     for pair in natural:
         record = pair.record
-        assert (record.aspect, record.family, record.severity) == ("quality", "generation", 3)
+        assert (record.family, record.severity) == ("generation", 3)
         assert record.generator["setting"] == "sd1.5_normal" and record.neg_generator["setting"] == "sd1.5_lowstep"
         assert record.generator["image"] != record.neg_generator["image"]
         assert pair.pos.shape[2] == 3 and max(pair.pos.shape[:2]) == 128
+    erasures = [p for p in iter_pairs(tmp_path / "out") if p.record.corruption == "erasure:content_erasure"]
+    assert len(erasures) == 6
+    for pair in erasures:
+        assert (pair.record.aspect, pair.record.neg_prompt, pair.record.severity in (4, 5)) == ("alignment", None, True)
+        detail = [cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for image in (pair.pos, pair.neg)]
+        assert detail[1] < 0.05 * detail[0], detail  # only a colour layout is left
     assert validate_dataset(tmp_path / "out").ok
 
 

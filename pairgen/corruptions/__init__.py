@@ -35,6 +35,7 @@ from pairgen.corruptions.plan import (
     QualityNegative,
     is_noop,
     make_quality_negative,
+    plan_erasure_negatives,
     plan_quality_negatives,
 )
 from pairgen.corruptions.qa import psnr, ssim

@@ -7,6 +7,8 @@
         - {name: duplication, severity: [3, 4, 5]}  # uniform choice
       composition: {probability: 0.2, max_steps: 3, severity_weights: [1, 1, 1, 1, 1]}
       qa: {max_psnr: 38, max_ssim: 0.98, on_fail: next_severity}
+      erasure:                      # alignment pairs (`pairs.erasures`): content made unrecognizable
+        - {name: content_erasure, severity: [4, 5]}
 """
 
 from __future__ import annotations
@@ -102,17 +104,33 @@ def _default_quality() -> list[CorruptionEntry]:
     return [CorruptionEntry(name=name) for name in list_corruptions() if name != Composite.name]
 
 
+def _default_erasure() -> list[CorruptionEntry]:
+    """Levels that leave nothing of the prompt recognizable (docs/corruptions.md)."""
+    return [CorruptionEntry(name="content_erasure", severity=[SEVERITY_MAX - 1, SEVERITY_MAX])]
+
+
+def _unique(entries: list[CorruptionEntry], field: str) -> list[CorruptionEntry]:
+    names = [entry.name for entry in entries]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{field} lists {', '.join(repeated)} more than once; merge the entries (use weight)")
+    return entries
+
+
 class QualityCorruptionsConfig(StrictModel):
     """The `corruptions:` section."""
 
     quality: list[CorruptionEntry] = Field(default_factory=_default_quality, min_length=1)
     composition: CompositionConfig = CompositionConfig()
     qa: NoOpFilterConfig = NoOpFilterConfig()
+    erasure: list[CorruptionEntry] = Field(default_factory=_default_erasure, min_length=1)
+    """Content-erasure alignment negatives (`pairs.erasures`): the image with its content made
+    unrecognizable no longer shows what the prompt asks for, so it matches the prompt worse. They
+    make the alignment score depend on the image itself, which text-side pairs (one shared image)
+    never do."""
 
     @model_validator(mode="after")
     def _unique_names(self) -> QualityCorruptionsConfig:
-        names = [entry.name for entry in self.quality]
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise ValueError(f"quality lists {', '.join(repeated)} more than once; merge the entries (use weight)")
+        _unique(self.quality, "quality")
+        _unique(self.erasure, "erasure")
         return self

@@ -17,7 +17,7 @@ import numpy as np
 from pairgen.config_base import SEVERITY_MAX, SEVERITY_MIN
 from pairgen.corruptions.base import check_severity, get_corruption
 from pairgen.corruptions.composition import Composite, apply_steps, plan_steps
-from pairgen.corruptions.config import NoOpFilterConfig, QualityCorruptionsConfig
+from pairgen.corruptions.config import CorruptionEntry, NoOpFilterConfig, QualityCorruptionsConfig
 from pairgen.corruptions.qa import psnr, ssim
 from pairgen.images import as_rgb_uint8
 
@@ -88,10 +88,15 @@ def _draw_severity(choice: int | list[int] | None, rng: np.random.Generator) -> 
     return int(choice)
 
 
+def _draw_entry(entries: list[CorruptionEntry], rng: np.random.Generator) -> CorruptionSpec:
+    """One entry drawn by weight, at its severity choice."""
+    weights = np.array([entry.weight for entry in entries], float)
+    entry = entries[int(rng.choice(len(weights), p=weights / weights.sum()))]
+    return CorruptionSpec(entry.name, _draw_severity(entry.severity, rng))
+
+
 def plan_quality_negatives(config: QualityCorruptionsConfig, rng: np.random.Generator, n: int) -> list[CorruptionSpec]:
-    """`n` specs: a composition with `composition.probability`, else an entry drawn by weight."""
-    weights = np.array([entry.weight for entry in config.quality], float)
-    weights /= weights.sum()
+    """`n` specs: a composition with `composition.probability`, else a `quality` entry drawn by weight."""
     composition = config.composition
     specs = []
     for _ in range(n):
@@ -99,9 +104,13 @@ def plan_quality_negatives(config: QualityCorruptionsConfig, rng: np.random.Gene
             steps = plan_steps(rng, composition.candidates(), composition.max_steps, composition.severity_weights)
             specs.append(CorruptionSpec(Composite.name, max(s for _, s in steps), tuple(steps)))
         else:
-            entry = config.quality[int(rng.choice(len(weights), p=weights))]
-            specs.append(CorruptionSpec(entry.name, _draw_severity(entry.severity, rng)))
+            specs.append(_draw_entry(config.quality, rng))
     return specs
+
+
+def plan_erasure_negatives(config: QualityCorruptionsConfig, rng: np.random.Generator, n: int) -> list[CorruptionSpec]:
+    """`n` content-erasure specs, each an `erasure` entry drawn by weight (never a composition)."""
+    return [_draw_entry(config.erasure, rng) for _ in range(n)]
 
 
 def _apply_spec(image: np.ndarray, spec: CorruptionSpec, seed: int) -> tuple[np.ndarray, dict[str, Any]]:

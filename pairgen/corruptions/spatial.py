@@ -89,6 +89,25 @@ class Pixelate(Corruption):
 
 
 @register
+class ContentErasure(Corruption):
+    """The image reduced to a `cells`-pixel long side (box average), then smoothly upscaled (bicubic).
+
+    Unlike `pixelate` (KADID's levels keep objects recognizable), the top levels leave only a colour
+    layout: nothing the prompt names can be seen any more. The default of the content-erasure
+    alignment pairs (`pairs.erasures`)."""
+
+    name = "content_erasure"
+    group = "spatial"
+    levels = {"cells": (48, 32, 20, 12, 8)}
+
+    def _apply(self, image: np.ndarray, params: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
+        height, width = image.shape[:2]
+        scale = min(1.0, params["cells"] / max(height, width))
+        small = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+@register
 class Quantization(Corruption):
     """Posterisation: every channel quantised to `steps` uniform levels (reconstructed at bin centres)."""
 

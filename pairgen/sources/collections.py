@@ -30,12 +30,15 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 class NaturalPairRule(StrictModel):
-    """For the same prompt, an image made with setting `better` beats one made with `worse`."""
+    """For the same prompt, an image made with setting `better` beats one made with `worse` on `aspect`."""
 
     better: str
     worse: str
     severity: Severity = 3
     """How strong the degradation is judged to be (recorded; used for curricula and stats)."""
+    aspect: Literal["quality", "alignment"] = "quality"
+    """`alignment` for settings that weaken prompt adherence by construction (e.g. a lower
+    classifier-free guidance scale); a rule may be listed once per aspect."""
 
 
 class ImageCollectionConfig(StrictModel):
