@@ -61,8 +61,10 @@ def test_tiny_qwen_loads_through_hf_vlm_with_its_own_processor(qwen_dir):
     assert type(backbone.model).__name__ == "Qwen2_5_VLForConditionalGeneration"
     hf = backbone.processor.hf_processor
     assert type(hf).__name__ == "Qwen2_5_VLProcessor" and type(hf.image_processor).__name__.startswith("Qwen2VLImageProcessor")
-    assert type(pickle.loads(pickle.dumps(backbone.processor)).hf_processor).__name__ == "Qwen2_5_VLProcessor"  # loader workers
     inputs = backbone.prepare(IMAGES, PROMPTS)
+    copy = pickle.loads(pickle.dumps(backbone.processor))  # what loader workers and Ray actors receive
+    assert type(copy.hf_processor).__name__ == "Qwen2_5_VLProcessor"
+    assert all(torch.equal(inputs[k], v) for k, v in copy(IMAGES, PROMPTS).items())
     grid = inputs["image_grid_thw"]
     merge = hf.image_processor.merge_size
     # pixel_values are flattened patches of all images (not [B, C, H, W]); one image token per 2x2 merged patches
@@ -83,6 +85,16 @@ def test_tiny_qwen_loads_through_hf_vlm_with_its_own_processor(qwen_dir):
             count = int(image[row].sum())
             assert torch.equal(features.visual[index][row, :count], hidden[layer][row][image[row]])
     assert not torch.allclose(features.visual[0], features.visual[1])
+
+
+def test_processor_options_cap_the_image_tokens(qwen_dir):
+    backbone = get_backbone("hf-vlm", model=qwen_dir, layers=[-1], processor_options={"max_pixels": 28 * 28 * 4})
+    big = [np.zeros((1024, 1024, 3), np.uint8), np.zeros((1024, 512, 3), np.uint8)]
+    inputs = backbone.prepare(big, PROMPTS[:2])
+    assert inputs["image_grid_thw"].tolist() == [[1, 4, 4], [1, 4, 2]]  # aspect ratio kept, at most 28 * 28 * 4 px
+    assert (inputs["input_ids"] == backbone.image_token_id).sum(1).tolist() == [4, 2]
+    default = get_backbone("hf-vlm", model=qwen_dir, layers=[-1]).prepare(big, PROMPTS[:2])
+    assert default["image_grid_thw"].tolist() == [[1, 8, 8], [1, 10, 4]]  # the fixture's own max_pixels (28 * 28 * 16)
 
 
 def test_lora_on_the_eliq_target_modules_pairwise_backward(qwen_dir):

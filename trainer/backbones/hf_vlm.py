@@ -4,6 +4,12 @@ For scoring, each (image, prompt) becomes one chat turn (an image and an instruc
 prompt); the language model's hidden states at chosen layers are split into visual tokens (positions
 of the image placeholder token) and text tokens (the rest). For instruction tuning the same processor
 builds conversations with labels on the answer only, and the model's LM head gives the loss.
+
+Nothing here assumes one image layout: the processor's outputs go to the model as they are, so
+fixed-size models (LLaVA: `pixel_values` [B, C, H, W], a fixed token count) and dynamic-resolution
+ones (Qwen2.5-VL: flattened patches of all images + `image_grid_thw`, a token count per image) both
+work; visual tokens are found by the image token id and padded per row. Tested on tiny random LLaVA
+and Qwen2.5-VL models (`trainer.tiny_models`).
 """
 
 from __future__ import annotations
@@ -99,7 +105,10 @@ class HFVLM(Backbone):
         random_init: bool = False,
         instruction: str = DEFAULT_INSTRUCTION,
         attn_implementation: str | None = None,
+        processor_options: dict[str, Any] | None = None,
     ):
+        """`processor_options` go to the processor's `from_pretrained`, e.g. `{max_pixels: 200704}` to cap
+        the image tokens of a dynamic-resolution model (Qwen2-VL family: one token per 28x28 pixels)."""
         super().__init__()
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
@@ -109,7 +118,7 @@ class HFVLM(Backbone):
             self.model = AutoModelForImageTextToText.from_config(config, dtype=DTYPES[dtype], **kwargs)
         else:
             self.model = AutoModelForImageTextToText.from_pretrained(model, dtype=DTYPES[dtype], **kwargs)
-        self.processor = VLMProcessor(load_hf_processor(model), instruction)
+        self.processor = VLMProcessor(load_hf_processor(model, **(processor_options or {})), instruction)
         config = self.model.config
         self.image_token_id = getattr(config, "image_token_id", None) or config.image_token_index
         self.layers = list(layers)

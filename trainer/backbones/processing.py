@@ -71,7 +71,7 @@ class DualTowerProcessor:
 # ----------------------------------------------------------------------------- Hugging Face processors
 
 
-def load_hf_processor(model: str) -> Any:
+def load_hf_processor(model: str, **kwargs: Any) -> Any:
     """`AutoProcessor.from_pretrained(model)`, or without its video sub-processor where torchvision is
     missing.
 
@@ -86,7 +86,7 @@ def load_hf_processor(model: str) -> Any:
     from transformers.utils import is_torchvision_available
 
     try:
-        return AutoProcessor.from_pretrained(model)
+        return AutoProcessor.from_pretrained(model, **kwargs)
     except ImportError:
         if is_torchvision_available():
             raise
@@ -96,7 +96,7 @@ def load_hf_processor(model: str) -> Any:
         cls = PROCESSOR_MAPPING[type(config)]
         if "video_processor" not in cls.get_attributes():
             raise
-        return without_video_processor(cls).from_pretrained(model)
+        return without_video_processor(cls).from_pretrained(model, **kwargs)
 
 
 _IMAGE_ONLY: dict[type, type] = {}
