@@ -109,7 +109,7 @@ def without_video_processor(cls: type) -> type:
     only touches `video_processor` when videos are passed (`hasattr` guards), so leaving it out gives
     the model's own text/image processing (chat template, image-token expansion, grid sizes) without
     torchvision. The subclass keeps `cls.__name__`, so `save_pretrained` writes the real
-    `processor_class`, and instances pickle as the real class plus their state (loader workers).
+    `processor_class`; instances pickle as (the real class, their state) and unpickle into this subclass.
     """
     if cls not in _IMAGE_ONLY:
 
