@@ -461,19 +461,29 @@ def test_flux_generation_negatives_work_or_are_not_applicable(flux):
     assert np.array_equal(again.image, sdedit[1].image)
 
 
-def test_flux_schnell_layout_ignores_guidance(tmp_path):
-    """A transformer without a guidance input (FLUX.1-schnell): guidance is recorded as 0.0 and the
-    guidance negatives, which would change nothing, are not applicable."""
+def test_flux_schnell_layout_uses_true_cfg(tmp_path):
+    """A transformer without a guidance input (FLUX.1-schnell; Qwen-Image alike): guidance > 1 runs true
+    CFG (`true_cfg_scale` with an empty negative prompt), <= 1 runs none; a pipeline that offers neither
+    records guidance 0.0 and the guidance negatives are not applicable."""
     from pairgen.generators.fixtures import TINY_FLUX_TRANSFORMER, TINY_FLUX_VAE, TINY_TEXT_ENCODER, build_flux_pipeline
 
     folder = tmp_path / "tiny-flux-schnell"
     build_flux_pipeline(TINY_FLUX_TRANSFORMER | {"guidance_embeds": False}, TINY_FLUX_VAE, TINY_TEXT_ENCODER).save_pretrained(folder)
-    gen = Generator.from_config(_config(folder, guidance=3.5, steps=2))
-    assert gen.guidance_mode == "none" and gen.provenance["guidance"] == 0.0
+    gen = Generator.from_config(_config(folder, guidance=0.0, steps=2))
+    assert gen.guidance_mode == "true_cfg" and gen.provenance["guidance"] == 0.0
     positive = gen.resolve(GenerationRequest(prompt="a cat", prompt_id="cat", seed=2))
-    assert positive.guidance == 0.0
-    for kind in ("low_guidance", "over_guidance", "latent_noise"):
-        with pytest.raises(NotApplicableError):
+    with pytest.raises(NotApplicableError):
+        gen.negative("low_guidance", positive, 3)
+    with pytest.raises(NotApplicableError, match="packs its latents"):
+        gen.negative("latent_noise", positive, 3)
+    over = gen.negative("over_guidance", positive, 1)
+    plain, burnt, few = gen.generate([positive, over, gen.negative("few_steps", positive, 3)])
+    assert (burnt.provenance["guidance"], few.provenance["steps"]) == (2.0, 1) and burnt.image.shape == (64, 64, 3)
+    assert _diff(plain.image, burnt.image).mean() > 0.5 and _diff(plain.image, few.image).mean() > 0.5
+    assert np.array_equal(gen.generate([replace(positive, guidance=1.0)])[0].image, plain.image)  # <= 1: no CFG pass
+
+    gen.guidance_mode = "none"  # a pipeline with neither a guidance input nor true CFG
+    assert gen.provenance["guidance"] == 0.0 and gen.resolve(replace(positive, guidance=3.5)).guidance == 0.0
+    for kind in ("low_guidance", "over_guidance"):
+        with pytest.raises(NotApplicableError, match="ignores guidance"):
             gen.negative(kind, positive, 3)
-    (out,) = gen.generate([gen.negative("few_steps", positive, 3)])
-    assert out.provenance["steps"] == 1 and out.provenance["guidance"] == 0.0 and out.image.shape == (64, 64, 3)

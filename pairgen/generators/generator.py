@@ -38,6 +38,7 @@ _EMBEDDING_OUTPUTS = {
     "FluxPipeline": _FLUX_EMBEDDINGS,
     "FluxImg2ImgPipeline": _FLUX_EMBEDDINGS,
 }
+_TRUE_CFG_NEGATIVE = " "  # the empty negative prompt of true-CFG pipelines (Qwen-Image's documented choice)
 _EMBEDDING_CACHE_SIZE = 256  # prompts; negatives of a prompt are generated soon after its positive
 
 
@@ -120,8 +121,8 @@ class Generator:
     def resolve(self, request: GenerationRequest) -> GenerationRequest:
         """Fill unset overrides with this generator's defaults.
 
-        A pipeline that ignores guidance (a guidance-distilled transformer without a guidance input, such
-        as FLUX.1-schnell) gets guidance 0.0, so the recorded value is the one that shaped the image.
+        A pipeline that ignores guidance (see `guidance_mode`) gets guidance 0.0, so the recorded value
+        is the one that shaped the image.
         """
         resolution = tuple(request.resolution) if request.resolution is not None else self.config.size
         if any(side % self.side_multiple for side in resolution):
@@ -144,7 +145,7 @@ class Generator:
         if negative.needs_latents and self.decodes_itself:
             raise NotApplicableError(f"{type(self.pipe).__name__} packs its latents; {kind} needs (B, C, H, W) latents")
         if negative.needs_guidance and self.guidance_mode == "none":
-            raise NotApplicableError(f"{type(self.pipe).__name__} ignores guidance (its transformer has no guidance input); {kind} would change nothing")
+            raise NotApplicableError(f"{type(self.pipe).__name__} ignores guidance (no guidance input, no true CFG); {kind} would change nothing")
         return negative.request(self.resolve(positive), severity, image)
 
     def generate(self, requests: list[GenerationRequest]) -> list[GeneratedImage]:
@@ -183,10 +184,16 @@ class Generator:
         width, height = first.resolution
         kwargs: dict[str, Any] = dict(
             num_inference_steps=first.steps,
-            guidance_scale=first.guidance,
             generator=[torch.Generator("cpu").manual_seed(r.seed) for r in requests],
             output_type="np" if self.decodes_itself else "latent",
         )
+        if self.guidance_mode == "true_cfg":
+            # CFG runs only with a negative prompt; guidance_scale would be ignored (Qwen-Image warns)
+            kwargs["true_cfg_scale"] = first.guidance
+            if first.guidance > 1.0:
+                kwargs["negative_prompt"] = [_TRUE_CFG_NEGATIVE] * len(requests)
+        else:
+            kwargs["guidance_scale"] = first.guidance
         if first.strength is None:
             pipe = self.pipe
             kwargs.update(height=height, width=width)
@@ -284,14 +291,22 @@ class Generator:
 
 
 def guidance_mode(pipe: Any) -> str:
-    """How the pipeline uses `guidance_scale`: 'cfg' (classifier-free guidance, SD/SDXL; off at <= 1),
-    'embedded' (a guidance-distilled transformer takes it as an input, FLUX.1-dev), or 'none' (ignored:
-    a distilled transformer without that input, FLUX.1-schnell)."""
+    """What a request's `guidance` drives in this pipeline.
+
+    'cfg': `guidance_scale` is classifier-free guidance (SD, SDXL, SD3; off at <= 1).
+    'embedded': a guidance-distilled transformer takes it as an input (FLUX.1-dev; no CFG pass).
+    'true_cfg': the transformer has no guidance input and the pipeline offers `true_cfg_scale`, which
+        works only with a negative prompt (Qwen-Image; FLUX.1-schnell): the generator passes it as
+        `true_cfg_scale` with an empty negative prompt when > 1.
+    'none': ignored; recorded as 0.0 and the guidance negatives are not applicable.
+    """
     denoiser = getattr(pipe, "transformer", None) or getattr(pipe, "unet", None)
     embeds = getattr(getattr(denoiser, "config", None), "guidance_embeds", None)
     if embeds is None:
         return "cfg"
-    return "embedded" if embeds else "none"
+    if embeds:
+        return "embedded"
+    return "true_cfg" if "true_cfg_scale" in inspect.signature(type(pipe).__call__).parameters else "none"
 
 
 def side_multiple(pipe: Any) -> int:
