@@ -487,3 +487,18 @@ def test_flux_schnell_layout_uses_true_cfg(tmp_path):
     for kind in ("low_guidance", "over_guidance"):
         with pytest.raises(NotApplicableError, match="ignores guidance"):
             gen.negative(kind, positive, 3)
+
+
+def test_side_multiple_covers_packing_and_patchifying_pipelines():
+    from types import SimpleNamespace
+
+    from pairgen.generators.generator import side_multiple
+
+    def pipe(vae, processor, patch=None):
+        image_processor = SimpleNamespace(config=SimpleNamespace(vae_scale_factor=processor))
+        return SimpleNamespace(vae_scale_factor=vae, image_processor=image_processor, **({"patch_size": patch} if patch else {}))
+
+    assert side_multiple(pipe(8, 8)) == 8  # SD, SDXL
+    assert side_multiple(pipe(8, 16)) == 16  # FLUX, Qwen-Image: 2x2 packing in the image processor's factor
+    assert side_multiple(pipe(8, 8, patch=2)) == 16  # SD3: the transformer patchifies the latents
+    assert side_multiple(pipe(2, 2)) == 8  # tiny VAEs: never less than 8

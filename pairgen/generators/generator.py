@@ -311,10 +311,13 @@ def guidance_mode(pipe: Any) -> str:
 
 def side_multiple(pipe: Any) -> int:
     """What image sides must be a multiple of: the VAE factor, times 2 for pipelines that pack 2x2 latent
-    patches (FLUX, Qwen-Image: 16), and never less than 8."""
+    patches (FLUX, Qwen-Image: 16, in their image processor's factor) or patchify them (SD3: VAE factor x
+    `patch_size`), and never less than 8."""
     processor = getattr(pipe, "image_processor", None)
-    factor = getattr(getattr(processor, "config", None), "vae_scale_factor", None) or getattr(pipe, "vae_scale_factor", None) or 1
-    return math.lcm(_SIDE_ALIGNMENT, int(factor))
+    vae_factor = int(getattr(pipe, "vae_scale_factor", None) or 1)
+    factor = int(getattr(getattr(processor, "config", None), "vae_scale_factor", None) or vae_factor)
+    patch = getattr(pipe, "patch_size", None)
+    return math.lcm(_SIDE_ALIGNMENT, factor, vae_factor * patch if isinstance(patch, int) else 1)
 
 
 def _build_scheduler(name: str, current: Any) -> Any:
