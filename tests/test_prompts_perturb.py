@@ -7,16 +7,30 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pairgen.prompts import PERTURBATIONS, NotApplicable, Perturbation, Prompt, perturb
+from collections import Counter
+
+from pairgen.prompts import PERTURBATIONS, NotApplicable, Perturbation, Prompt, builtin_prompts, perturb
 from pairgen.prompts.parse import parse
+from pairgen.prompts.perturb import _pool_index, _removals, _shape
 from pairgen.prompts.vocab import load_vocabulary
 
 VOCAB = load_vocabulary()
 POOL = [Prompt.from_text("a castle in a forest", "natural_scenes"), Prompt.from_text("a blue cup", "objects")]
+# Object addition/removal only moves between shapes of the pool; these pairs of shapes differ by one object.
+OAR_POOL = [
+    Prompt.from_text(text)
+    for text in (
+        "a cup on a table", "a plate and a wooden bottle on a sofa",  # K on F <-> K and K on F
+        "a rabbit and a hamster", "a cat, a white guinea pig and a dog",  # P and P <-> P, P and P
+        "a jar next to a bowl", "three spoons",  # K rel K <-> K
+        "a lamp between a bed and a sofa", "a cat is sleeping",
+    )
+]
 
 
 def run(kind: str, text: str, seed: int = 0, category: str | None = None):
-    return perturb(Prompt.from_text(text, category), kind, np.random.default_rng(seed), POOL)
+    pool = OAR_POOL if kind == "object_add_remove" else POOL
+    return perturb(Prompt.from_text(text, category), kind, np.random.default_rng(seed), pool)
 
 
 def span(start, end, old, new, type_):
@@ -43,9 +57,11 @@ CURATED = [
     ("attribute_swap", "an orange cat and a white dog", "a white cat and an orange dog",
      [span(0, 2, "an", "a", "article"), span(3, 9, "orange", "white", "attribute_swap"),
       span(18, 19, "a", "an", "article"), span(20, 25, "white", "orange", "attribute_swap")]),
+    # the added chunk is copied from a pool prompt of the negative's shape, at the same position
     ("object_add_remove", "a teapot on a table", "a teapot and a wooden bottle on a table",
      [span(8, 8, "", " and a wooden bottle", "object_add")]),
     ("object_add_remove", "A cat and a dog", "A cat, a white guinea pig and a dog", [span(5, 5, "", ", a white guinea pig", "object_add")]),
+    ("object_add_remove", "two cups", "two cups on a table", [span(8, 8, "", " on a table", "object_add")]),
 ]
 
 
@@ -64,19 +80,24 @@ def test_every_registered_type_has_a_curated_example():
 @pytest.mark.parametrize(
     "text,removed",
     [
-        (
-            "a cat, a dog and a rabbit in a kitchen",  # places are never removed
-            {"a dog and a rabbit in a kitchen", "a cat and a rabbit in a kitchen", "a cat and a dog in a kitchen"},
-        ),
-        ("A cat and a dog on a sofa", {"A dog on a sofa", "A cat on a sofa", "A cat and a dog"}),
+        ("a cat, a dog and a rabbit in a kitchen", {"a cat and a rabbit in a kitchen"}),  # places never; the middle item
+        ("a cat, a dog, and a rabbit", set()),  # 'a cat, and a rabbit' would be wrong
+        ("a cat, a dog, a hamster, and a rabbit", {"a cat, a hamster, and a rabbit", "a cat, a dog, and a rabbit"}),
+        ("A cat and a dog on a sofa", {"A cat on a sofa", "A cat and a dog"}),  # never the first conjunct
         ("a teapot on a table", {"a teapot"}),
+        ("a lamp between a bed and a sofa", set()),
     ],
 )
-def test_object_removal_outputs(text, removed):
-    results = [run("object_add_remove", text, seed) for seed in range(40)]
-    got = {r.new_text for r in results if r.diff[0]["type"] == "object_remove"}
+def test_object_removal_candidates(text, removed):
+    """Removals delete one chunk (`, X`, ` and X`, ` preposition X`) and leave a fluent prompt."""
+    got = {text[: r.span[0]] + text[r.span[1] :] for r in _removals(text, VOCAB)}
     assert got == removed
-    assert 10 < len([r for r in results if r.diff[0]["type"] == "object_add"]) < 30  # both directions
+
+
+def test_object_removal_outputs():
+    results = [run("object_add_remove", "a cup next to a bowl", seed) for seed in range(20)]
+    assert {r.new_text for r in results if r} == {"a cup"}  # 'a cup' has the shape of 'three spoons'
+    assert any(not r for r in results)  # 2 edges share the 1 prompt of shape K: half the draws are kept back
 
 
 @pytest.mark.parametrize(
@@ -94,6 +115,8 @@ def test_object_removal_outputs(text, removed):
         ("object_replace", "a sunset over the sea"),  # no known noun
         ("object_add_remove", "a sunset over the sea"),
         ("object_add_remove", "a cat is sleeping"),  # 'and a dog is' would need 'are'
+        ("object_add_remove", "a cat"),  # its shape is not in the pool: nothing to balance it against
+        ("object_add_remove", "a cup next to a bowl on a table"),  # neither 'a cup next to a bowl' nor 'a cup on a table' + 1 object
     ],
 )
 def test_not_applicable_when_the_element_is_missing(kind, text):
@@ -109,9 +132,36 @@ def test_whole_swap_needs_a_prompt_of_another_category():
 
 
 def test_between_keeps_both_conjuncts():
-    for seed in range(10):
-        result = run("object_add_remove", "a lamp between a bed and a sofa", seed)
-        assert result.diff[0]["type"] == "object_add", result.new_text
+    for seed in range(10):  # no conjunct can go, and no shape of the pool is one object longer
+        assert isinstance(run("object_add_remove", "a lamp between a bed and a sofa", seed), NotApplicable)
+
+
+def test_object_add_remove_is_balanced_on_the_builtin_set():
+    """Along every edge between two shapes the flow is affordable by both shapes, and over the
+    built-in set additions and removals are equally common (neither side is 'the longer one')."""
+    prompts = builtin_prompts()
+    index = _pool_index(prompts, VOCAB)
+    used: dict = {}
+    for (long, short, _), flow in index.flow.items():
+        assert flow > 0 and index.counts[long] > 0 and index.counts[short] > 0
+        used[long] = used.get(long, 0) + flow
+        used[short] = used.get(short, 0) + flow
+    assert all(total <= index.counts[shape] + 1e-9 for shape, total in used.items())
+    kinds = Counter()
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        for prompt in prompts:
+            result = perturb(prompt, "object_add_remove", rng, prompts)
+            if result:
+                kinds[result.diff[0]["type"]] += 1
+    assert kinds["object_add"] + kinds["object_remove"] > 0.8 * 3 * len(prompts)
+    assert abs(kinds["object_add"] - kinds["object_remove"]) < 0.06 * sum(kinds.values()), kinds
+
+
+def test_an_addition_is_fixed_by_the_prompt_like_a_removal():
+    """Repeated draws give one addition per edge, so deduplicated negatives do not favour additions."""
+    texts = {run("object_add_remove", "a teapot on a table", seed).new_text for seed in range(30)}
+    assert texts == {"a teapot and a wooden bottle on a table", "a teapot"}
 
 
 def test_unknown_kind_is_an_error():
@@ -239,3 +289,29 @@ def test_not_applicable_without_the_element(phrase, kind, seed):
 @given(prompts(), st.sampled_from(sorted(PERTURBATIONS)), st.integers(0, 2**32 - 1))
 def test_deterministic_for_a_given_rng(text, kind, seed):
     assert run(kind, text, seed) == run(kind, text, seed)
+
+
+@SETTINGS
+@given(st.lists(prompts(), min_size=1, max_size=4), st.integers(0, 2**32 - 1))
+def test_object_add_remove_moves_between_pool_shapes(texts, seed):
+    """With a pool holding some prompts and their one-object-shorter forms: a negative has one
+    object more or less, agrees, has a shape of the pool, and the removal undoes the addition."""
+    shorter = [t[: r.span[0]] + t[r.span[1] :] for t in texts for r in _removals(t, VOCAB)]
+    pool = [Prompt.from_text(t) for t in texts + shorter]
+    shapes = {_shape(parse(p.text), VOCAB)[0] for p in pool}
+    rng = np.random.default_rng(seed)
+    for prompt in pool:
+        result = perturb(prompt, "object_add_remove", rng, pool)
+        if not result:
+            continue
+        new = result.new_text
+        assert _shape(parse(new), VOCAB)[0] in shapes and _agreement_holds(new), new
+        assert new[:1].isupper() == prompt.text[:1].isupper()
+        (entry,) = result.diff
+        before, after = parse(prompt.text).nouns(), parse(new).nouns()
+        if entry["type"] == "object_add":
+            assert before < after and len(after) == len(before) + 1
+            back = {new[: r.span[0]] + new[r.span[1] :] for r in _removals(new, VOCAB)}
+            assert prompt.text in back, (prompt.text, new)
+        else:
+            assert after < before and len(before) == len(after) + 1

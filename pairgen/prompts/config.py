@@ -100,9 +100,9 @@ DEFAULT_MIX = {
     "count_change": 1.0,
     "relation_flip": 1.0,
     "attribute_swap": 1.0,
-    # Down-weighted: the text alone still tells original from perturbed in 0.90 of pairs (MiniLM probe,
-    # benchmarks/RESULTS.md), so a critic could learn the wording rather than the image from it.
-    "object_add_remove": 0.25,
+    # An equal share again: additions and removals are balanced between the pool's prompt shapes, and
+    # the text-only probes (MiniLM embedding included) no longer tell original from negative (docs/prompts.md).
+    "object_add_remove": 1.0,
 }
 
 

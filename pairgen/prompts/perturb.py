@@ -12,7 +12,9 @@ chooses its direction so that neither side of a pair is recognisably "the edited
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -20,7 +22,7 @@ import numpy as np
 
 from pairgen.prompts.parse import NounPhrase, ParsedPrompt, follower_kind, parse
 from pairgen.prompts.sources import Prompt, normalize_text
-from pairgen.prompts.vocab import Vocabulary, load_vocabulary, sample_noun_phrase
+from pairgen.prompts.vocab import Vocabulary, load_vocabulary
 
 Difficulty = Literal["easy", "hard"]
 
@@ -305,73 +307,217 @@ class AttributeSwap(PromptPerturbation):
         ]
 
 
+# --- object addition and removal ----------------------------------------------------------------
+#
+# A removal deletes a chunk (`, a dog`, ` and a dog`, ` on a table`) from a prompt; an addition
+# inserts one. The text alone would tell the two apart if added chunks, or the prompts they are
+# added to, looked different from removed ones, so both are tied to the pool (the prompt set):
+#
+# - a prompt's *shape* is its token sequence with each noun phrase written as its supercategory and
+#   each spatial relation as `<rel>` ('three red cups to the left of a bowl on a table' ->
+#   `<kitchenware> <rel> <kitchenware> on <furniture>`);
+# - an edit is made only if the negative's shape is the shape of some pool prompt, so the negative
+#   reads like a prompt of the set (no chains the set never writes);
+# - an added chunk is copied from a pool prompt of the negative's shape, from the same position, so
+#   added relations and objects are distributed like removed ones;
+# - each edge `long shape <-> short shape` gets a flow f used in both directions: a prompt of shape s
+#   takes it with probability f / N(s) (N: pool prompts of that shape), so removals along an edge are
+#   as many as additions (detailed balance); the rest is "not applicable". Which side of a pair is
+#   the original is then not given away by length, shape or content.
+
+_Shape = tuple[str, ...]
+_NOT_SPATIAL = {"and", "with", "between", "among"}  # symmetric words that join rather than place
+_Edge = tuple[_Shape, _Shape, int]  # (long shape, short shape, symbols of the short one before the chunk)
+
+
+def _shape(parsed: ParsedPrompt, vocab: Vocabulary) -> tuple[_Shape, tuple[int, ...]]:
+    """The shape of a prompt and the character end of each of its symbols."""
+    tokens = parsed.tokens
+    phrase_at = {p.start: p.noun_end for p in parsed.phrases}
+    relation_at = {r.start: r.end for r in parsed.relations}
+    symmetric = [tuple(r.split()) for r in vocab.symmetric_relations if r not in _NOT_SPATIAL]
+    symbols, ends, i = [], [], 0
+    while i < len(tokens):
+        if i in phrase_at:
+            end, symbol = phrase_at[i], "<" + next(p.form.supercategory for p in parsed.phrases if p.start == i) + ">"
+        elif i in relation_at:
+            end, symbol = relation_at[i], "<rel>"
+        else:
+            words = tuple(t.lower for t in tokens[i:])
+            match = max((len(r) for r in symmetric if words[: len(r)] == r), default=0)
+            end, symbol = (i + match, "<rel>") if match else (i + 1, tokens[i].lower)
+        symbols.append(symbol)
+        ends.append(tokens[end - 1].end)
+        i = end
+    return tuple(symbols), tuple(ends)
+
+
+def _removal_spans(parsed: ParsedPrompt, vocab: Vocabulary) -> list[tuple[int, int]]:
+    """Character spans whose deletion removes one countable object and leaves a fluent prompt:
+    a later conjunct (` and a dog` of a two-item list, `, a dog` from the middle of a longer one;
+    never after `between`) or a `preposition + object` that is not a list item."""
+    spans = []
+    countable = lambda p: vocab.supercategories[p.form.supercategory].countable  # noqa: E731
+    for c in parsed.coordinations:
+        if follower_kind(parsed, parsed.phrases[c.items[-1]].noun_end, vocab) != "free":
+            continue
+        items = [parsed.phrases[i] for i in c.items]
+        if len(items) == 2:
+            removable = [1]
+        elif c.final_separator == " and " or len(items) >= 4:
+            removable = list(range(1, len(items) - 1))
+        else:
+            removable = []
+        for k in removable:
+            if countable(items[k]):
+                spans.append((parsed.tokens[items[k - 1].noun_end - 1].end, parsed.tokens[items[k].noun_end - 1].end))
+    in_lists = {i for c in parsed.coordinations for i in c.items}
+    for index, phrase in enumerate(parsed.phrases):
+        if index > 0 and index not in in_lists and phrase.preposition is not None and countable(phrase):
+            spans.append((parsed.tokens[phrase.preposition - 1].end, parsed.tokens[phrase.noun_end - 1].end))
+    return spans
+
+
+@dataclass(frozen=True)
+class _Removal:
+    span: tuple[int, int]
+    edge: _Edge
+    nouns: frozenset[str]  # nouns of the removed chunk
+
+
+def _removals(text: str, vocab: Vocabulary) -> list[_Removal]:
+    parsed = parse(text)
+    long_shape, _ = _shape(parsed, vocab)
+    found = []
+    for a, b in _removal_spans(parsed, vocab):
+        short = parse(text[:a] + text[b:])
+        short_shape, short_ends = _shape(short, vocab)
+        if len(short.nouns()) != len(parsed.nouns()) - 1:
+            continue
+        k = sum(end <= a for end in short_ends)
+        chunk_nouns = frozenset(p.form.noun for p in parsed.phrases if a <= parsed.tokens[p.start].start < b)
+        found.append(_Removal((a, b), (long_shape, short_shape, k), chunk_nouns))
+    return found
+
+
+@dataclass
+class _PoolIndex:
+    """Shapes of a pool, the chunks removable along each edge, and the flow of each edge."""
+
+    counts: Counter
+    chunks: dict[_Edge, list[tuple[str, frozenset[str]]]]
+    flow: dict[_Edge, float]
+    longer: dict[_Shape, list[_Edge]]  # short shape -> its edges with a flow (additions)
+
+
+def _build_index(pool: list[Prompt], vocab: Vocabulary) -> _PoolIndex:
+    counts: Counter = Counter()
+    chunks: dict[_Edge, list[tuple[str, frozenset[str]]]] = {}
+    for prompt in pool:
+        parsed = parse(prompt.text)
+        counts[_shape(parsed, vocab)[0]] += 1
+        for removal in _removals(prompt.text, vocab):
+            a, b = removal.span
+            chunks.setdefault(removal.edge, []).append((prompt.text[a:b], removal.nouns))
+    edges = sorted(e for e in chunks if counts[e[1]] > 0)
+    # Water-filling: each round gives every open edge the largest equal share both its shapes can
+    # still afford (residual / open edges there), so no shape is over-used and flows stay spread out.
+    residual = {s: float(n) for s, n in counts.items()}
+    flow = dict.fromkeys(edges, 0.0)
+    open_edges = list(edges)
+    for _ in range(50):
+        degree: Counter = Counter()
+        for long, short, _k in open_edges:
+            degree[long] += 1
+            degree[short] += 1
+        if not open_edges:
+            break
+        shares = {e: min(residual[e[0]] / degree[e[0]], residual[e[1]] / degree[e[1]]) for e in open_edges}
+        for e, share in shares.items():
+            flow[e] += share
+            residual[e[0]] -= share
+            residual[e[1]] -= share
+        open_edges = [e for e in open_edges if residual[e[0]] > 1e-9 and residual[e[1]] > 1e-9]
+    longer: dict[_Shape, list[_Edge]] = {}
+    for e, f in flow.items():
+        if f > 0:
+            longer.setdefault(e[1], []).append(e)
+    return _PoolIndex(counts, chunks, flow, longer)
+
+
+_INDEX_CACHE: dict[int, tuple[list[Prompt], int, _PoolIndex]] = {}
+
+
+def _pool_index(pool: list[Prompt] | None, vocab: Vocabulary) -> _PoolIndex:
+    """The index of `pool` (the built-in set when there is none), built once per pool list."""
+    if not pool:
+        from pairgen.prompts.sources import builtin_prompts
+
+        key = 0
+        if key not in _INDEX_CACHE:
+            prompts = builtin_prompts()
+            _INDEX_CACHE[key] = (prompts, len(prompts), _build_index(prompts, vocab))
+        return _INDEX_CACHE[key][2]
+    cached = _INDEX_CACHE.get(id(pool))
+    if cached is None or cached[0] is not pool or cached[1] != len(pool):
+        if len(_INDEX_CACHE) > 8:
+            _INDEX_CACHE.clear()
+        cached = (pool, len(pool), _build_index(pool, vocab))
+        _INDEX_CACHE[id(pool)] = cached
+    return cached[2]
+
+
 @register
 class ObjectAddRemove(PromptPerturbation):
-    """An object added (`and a dog`) or removed: a conjunct of `A, B and C`, or a trailing
-    `preposition + object` ('a cup on a table' -> 'a cup').
+    """An object added or removed: a later conjunct (`A and B`, `A, B and C`) or a `preposition +
+    object` ('a cup on a table' <-> 'a cup').
 
-    One type with both directions: an added object always lengthens the prompt and a removed one
-    always shortens it, so either direction alone is given away by length. When both are possible
-    each is taken with probability 1/2."""
+    Both directions along the same edges between prompt shapes of the pool, balanced so that as many
+    pairs go from the long shape to the short one as back, with added chunks copied from pool prompts
+    of the negative's shape (see the comment above `_shape`). A prompt whose shape has no such edge,
+    or whose draw falls outside the edges' flows, gets "not applicable"."""
 
     name, difficulty = "object_add_remove", "hard"
+    TRIES: ClassVar[int] = 8  # chunks tried for an addition before giving up
 
     def edits(self, parsed, prompt, rng, pool):
         vocab = load_vocabulary()
-        removals = self._removals(parsed, vocab)
-        anchors = [p for p in parsed.phrases if self._can_anchor(parsed, p, vocab)]
-        if removals and (not anchors or rng.random() < 0.5):
-            return [_pick(rng, removals)]
-        if anchors:
-            return [self._add(parsed, _pick(rng, anchors), rng, vocab)]
-        return "no object to add to or remove from"
-
-    @staticmethod
-    def _can_anchor(parsed: ParsedPrompt, phrase: NounPhrase, vocab: Vocabulary) -> bool:
-        """An object can follow a countable phrase that is not a later conjunct, not the object of
-        a location preposition ('on a table and a chair' would move the subject onto both) and not
-        the subject of an agreeing verb ('a cat is ...' would need 'are')."""
-        sc = vocab.supercategories[phrase.form.supercategory]
-        siblings = set(sc.nouns) - parsed.nouns()
-        before = parsed.tokens[phrase.start - 1].lower if phrase.start > 0 else ""
-        return (
-            sc.countable
-            and bool(siblings)
-            and before not in {"and", ","} | vocab.location_prepositions
-            and follower_kind(parsed, phrase.noun_end, vocab) == "free"
-        )
-
-    @staticmethod
-    def _add(parsed: ParsedPrompt, anchor: NounPhrase, rng: np.random.Generator, vocab: Vocabulary) -> Edit:
-        new_phrase, _ = sample_noun_phrase(vocab, anchor.form.supercategory, rng, exclude=frozenset(parsed.nouns()))
-        follower = parsed.follower(anchor.noun_end)
-        joiner = ", " if follower is not None and follower.lower in {"and", ","} else " and "
-        at = parsed.tokens[anchor.noun_end - 1].end
-        return Edit(at, at, joiner + new_phrase, "object_add")
-
-    def _removals(self, parsed: ParsedPrompt, vocab: Vocabulary) -> list[Edit]:
-        edits = [
-            self._remove_conjunct(parsed, c, item)
-            for c in parsed.coordinations
-            if follower_kind(parsed, parsed.phrases[c.items[-1]].noun_end, vocab) == "free"
-            for item in c.items
-        ]
-        in_lists = {i for c in parsed.coordinations for i in c.items}
-        for index, phrase in enumerate(parsed.phrases):
-            if (
-                index > 0
-                and index not in in_lists
-                and phrase.preposition is not None
-                and vocab.supercategories[phrase.form.supercategory].countable
-            ):
-                start = parsed.tokens[phrase.preposition - 1].end  # with the space before it
-                edits.append(Edit(start, parsed.tokens[phrase.noun_end - 1].end, "", "object_remove"))
-        return edits
-
-    @staticmethod
-    def _remove_conjunct(parsed: ParsedPrompt, coordination, item: int) -> Edit:
-        kept = [parsed.slice(parsed.phrases[i].start, parsed.phrases[i].noun_end) for i in coordination.items if i != item]
-        text = kept[0] if len(kept) == 1 else ", ".join(kept[:-1]) + coordination.final_separator + kept[-1]
-        first, last = parsed.phrases[coordination.items[0]], parsed.phrases[coordination.items[-1]]
-        start, end = parsed.char_span(first.start, last.noun_end)
-        return Edit(start, end, match_case(parsed.text[start:end], text), "object_remove")
+        index = _pool_index(pool, vocab)
+        shape, ends = _shape(parsed, vocab)
+        n = index.counts.get(shape, 0)
+        if n == 0:
+            return "no prompt of this shape in the pool to balance additions against removals"
+        by_edge: dict[_Edge, list[_Removal]] = {}
+        for removal in _removals(parsed.text, vocab):
+            by_edge.setdefault(removal.edge, []).append(removal)
+        edges = [e for e in by_edge if index.flow.get(e, 0.0) > 0]
+        edges += index.longer.get(shape, [])
+        if not edges:
+            return "no object this prompt can lose or gain within the shapes of the pool"
+        u, cumulative = rng.random(), 0.0
+        for edge in edges:  # edge e is taken with probability flow(e) / N(shape)
+            cumulative += index.flow[edge] / n
+            if u < cumulative:
+                break
+        else:
+            return "not drawn: kept for the balance of additions and removals"
+        move = _pick(rng, by_edge[edge]) if edge in by_edge else edge
+        if isinstance(move, _Removal):
+            a, b = move.span
+            return [Edit(a, b, "", "object_remove")]
+        long_shape, _, k = move
+        at = ends[k - 1]
+        present = parsed.nouns()
+        candidates = index.chunks[move]
+        # The chunk is fixed by the prompt and edge (as a removal is): drawing several negatives of
+        # one prompt must not give additions more distinct pairs than removals.
+        digest = hashlib.sha256(repr((normalize_text(parsed.text), move)).encode()).digest()
+        chunk_rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        for _ in range(self.TRIES):
+            chunk, nouns = _pick(chunk_rng, candidates)
+            if nouns & present:
+                continue
+            new_text = parsed.text[:at] + chunk + parsed.text[at:]
+            if _shape(parse(new_text), vocab)[0] == long_shape:
+                return [Edit(at, at, chunk, "object_add")]
+        return "no chunk of the pool fits this prompt"

@@ -161,8 +161,8 @@ def sample_noun_phrase(
     attribute_probability: float = 0.5,
     family: str | None = None,
 ) -> tuple[str, str]:
-    """A noun phrase such as `three small red cups` and its noun, drawn the same way for the built-in set and for
-    object addition, so an added object is no more (or less) typical than one written by a template."""
+    """A noun phrase such as `three small red cups` and its noun, as the built-in templates write it
+    (object addition copies its objects from prompts of the pool, so from this sampler for the built-in set)."""
     sc = vocab.supercategories[supercategory]
     noun = _choice(rng, [n for n in sc.nouns if n not in exclude])
     count = int(rng.integers(1, max_count + 1)) if sc.countable else 1
