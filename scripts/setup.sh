@@ -46,9 +46,11 @@ fi
 
 # Offline fixtures: tiny random-weight diffusers pipelines, saved with save_pretrained and loaded
 # back through the same from_pretrained path as real models (the demo and the tests use them).
-if [ ! -f .cache/fixtures/.complete ]; then
+# Rebuilt whenever the code that builds them changes (a new family, another tiny config).
+fixtures_want=$(sha256sum pairgen/generators/fixtures.py | cut -d' ' -f1)
+if [ "$(cat .cache/fixtures/.complete 2>/dev/null)" != "$fixtures_want" ]; then
   echo "setup: building offline fixture pipelines in .cache/fixtures"
-  .venv/bin/python -m pairgen.generators.fixtures --out .cache/fixtures
-  touch .cache/fixtures/.complete
+  .venv/bin/python -m pairgen.generators.fixtures --out .cache/fixtures --overwrite
+  echo "$fixtures_want" > .cache/fixtures/.complete
 fi
 echo "setup: ready (.venv/bin/python)"
