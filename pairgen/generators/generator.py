@@ -15,7 +15,7 @@ from PIL import Image
 
 from pairgen.generators.config import GeneratorConfig
 from pairgen.generators.loading import locate_pipeline
-from pairgen.generators.negatives import _SIDE_ALIGNMENT, GENERATION_NEGATIVES, NotApplicableError
+from pairgen.generators.negatives import GENERATION_NEGATIVES, MIN_SIDE_MULTIPLE, NotApplicableError
 from pairgen.generators.requests import GeneratedImage, GenerationRequest
 from pairgen.generators.seeding import derive_seed
 
@@ -317,7 +317,7 @@ def side_multiple(pipe: Any) -> int:
     vae_factor = int(getattr(pipe, "vae_scale_factor", None) or 1)
     factor = int(getattr(getattr(processor, "config", None), "vae_scale_factor", None) or vae_factor)
     patch = getattr(pipe, "patch_size", None)
-    return math.lcm(_SIDE_ALIGNMENT, factor, vae_factor * patch if isinstance(patch, int) else 1)
+    return math.lcm(MIN_SIDE_MULTIPLE, factor, vae_factor * patch if isinstance(patch, int) else 1)
 
 
 def _build_scheduler(name: str, current: Any) -> Any:

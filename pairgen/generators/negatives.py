@@ -20,7 +20,7 @@ from pairgen.generators.config import GenerationNegativesConfig
 from pairgen.generators.requests import GenerationRequest
 
 GENERATION_NEGATIVES: dict[str, type[GenerationNegative]] = {}
-_SIDE_ALIGNMENT = 8  # the least side multiple; a generator passes its pipeline's (16 for FLUX's packed latents)
+MIN_SIDE_MULTIPLE = 8  # the least side multiple; a generator passes its pipeline's (16 for FLUX's packed latents)
 
 
 def register(cls: type[GenerationNegative]) -> type[GenerationNegative]:
@@ -45,7 +45,7 @@ class GenerationNegative:
     needs_latents: ClassVar[bool] = False
     """Edits the final (B, C, H, W) latents: not applicable to pipelines that pack and decode them (FLUX)."""
 
-    def __init__(self, config: GenerationNegativesConfig | None = None, side_multiple: int = _SIDE_ALIGNMENT):
+    def __init__(self, config: GenerationNegativesConfig | None = None, side_multiple: int = MIN_SIDE_MULTIPLE):
         self.config = config or GenerationNegativesConfig()
         self.side_multiple = side_multiple
         """What generated image sides must be a multiple of (the generator's pipeline: 8, or 16 for FLUX)."""
