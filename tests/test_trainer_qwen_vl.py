@@ -88,7 +88,7 @@ def test_tiny_qwen_loads_through_hf_vlm_with_its_own_processor(qwen_dir):
 
 
 def test_processor_options_cap_the_image_tokens(qwen_dir):
-    backbone = get_backbone("hf-vlm", model=qwen_dir, layers=[-1], processor_options={"max_pixels": 28 * 28 * 4})
+    backbone = get_backbone("hf-vlm", model=qwen_dir, layers=[-1], processor_options={"size": {"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * 4}})
     big = [np.zeros((1024, 1024, 3), np.uint8), np.zeros((1024, 512, 3), np.uint8)]
     inputs = backbone.prepare(big, PROMPTS[:2])
     assert inputs["image_grid_thw"].tolist() == [[1, 4, 4], [1, 4, 2]]  # aspect ratio kept, at most 28 * 28 * 4 px

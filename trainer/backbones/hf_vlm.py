@@ -107,8 +107,9 @@ class HFVLM(Backbone):
         attn_implementation: str | None = None,
         processor_options: dict[str, Any] | None = None,
     ):
-        """`processor_options` go to the processor's `from_pretrained`, e.g. `{max_pixels: 200704}` to cap
-        the image tokens of a dynamic-resolution model (Qwen2-VL family: one token per 28x28 pixels)."""
+        """`processor_options` go to the processor's `from_pretrained`, e.g. `{size: {shortest_edge: 3136,
+        longest_edge: 200704}}` (min/max pixels) to cap the image tokens of a dynamic-resolution model
+        (Qwen2-VL family: one token per 28x28 pixels)."""
         super().__init__()
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
