@@ -48,13 +48,9 @@ def minilm_rows():
 
 @pytest.mark.slow
 def test_minilm_check_hard_types_within_target(minilm_rows):
-    """The documented command's numbers, with sentence-embedding plausibility (~30 min on 2 busy cores)."""
-    for kind in ("attribute_replace", "attribute_swap", "count_change", "object_replace"):
+    """The documented command's numbers, with sentence-embedding plausibility (about a minute on 2 busy cores)."""
+    for kind in ("attribute_replace", "attribute_swap", "count_change", "object_replace", "relation_flip"):
         assert within_target(minilm_rows[kind]), minilm_rows[kind]
-    # relation flips: no feature set gives the negative away; the 0.39 frequency/plausibility scores
-    # are the below-chance cross-validation artifact of a feature with no signal (docs/prompts.md)
-    flip = minilm_rows["relation_flip"]
-    assert max(flip[k] for k in ("length", "frequency", "plausibility", "embedding", "all")) <= 0.6
 
 
 @pytest.mark.slow
