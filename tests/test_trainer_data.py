@@ -56,6 +56,18 @@ def test_heldout_pairs_never_reach_training(shards, processor):
     assert not {r.prompt for r in records if r.key in held} & {r.prompt for r in records if r.key in train_keys}
 
 
+def test_heldout_exclude_leaves_pairs_out_of_selection_but_not_into_training(shards, processor):
+    config = data_config(shards, heldout_exclude=["swap_*"])
+    train_keys = {k for b in batches(config, processor, 30) for k in b.keys}
+    held = {k for b in heldout_batches(config, PairBatcher(processor, 4, ErrorPolicy(False))) for k in b.keys}
+    records = [p.record for p in iter_pairs(shards)]
+    heldout_records = [r for r in records if is_heldout(r.split_group, 25)]
+    assert {r.corruption for r in heldout_records} > {"swap_prompt"}  # both kinds exist in the held-out split
+    assert held == {r.key for r in heldout_records if r.corruption != "swap_prompt"}
+    assert not train_keys & {r.key for r in heldout_records}
+    assert not list(heldout_batches(data_config(shards, heldout_exclude=["*"]), PairBatcher(processor, 4, ErrorPolicy(False))))
+
+
 def test_resampled_stream_is_deterministic_per_seed(shards, processor):
     config = data_config(shards)
     assert [b.keys for b in batches(config, processor, 3, seed=1)] == [b.keys for b in batches(config, processor, 3, seed=1)]

@@ -63,6 +63,11 @@ class DataConfig(StrictModel):
     heldout_percent: float = Field(10.0, gt=0.0, lt=100.0)
     """Share of split groups (prompts; source images for pairs without one) held out for model selection."""
     heldout_max_pairs: int = Field(512, ge=1)
+    heldout_exclude: list[str] = Field(default_factory=list)
+    """`corruption` patterns (fnmatch, e.g. `text:whole_swap`) of held-out pairs left out of model
+    selection; they are held out all the same (never trained on). For towers that share no image-text
+    space: a text-side prompt swap of an unseen prompt measures prompt memorisation, not alignment
+    (benchmarks/RESULTS.md, issue 8)."""
     batch_size: int = Field(16, ge=1)
     num_workers: int = Field(0, ge=0)
     shuffle_buffer: int = Field(256, ge=0)

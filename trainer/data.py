@@ -9,6 +9,7 @@ With `on_error: skip`, corrupt shards and samples are skipped and each batch rep
 
 from __future__ import annotations
 
+import fnmatch
 import random
 import tarfile
 from collections.abc import Callable, Iterator
@@ -55,12 +56,29 @@ def is_heldout(group: str, percent: float) -> bool:
     return int(digest(group, size=4), 16) % 10_000 < percent * 100
 
 
-def split_group_of(sample: dict) -> str:
-    """The split group of a raw sample, read from its JSON before any image is decoded."""
+def _record_of(sample: dict) -> PairRecord | None:
+    """The record of a raw sample, read from its JSON before any image is decoded; None if broken
+    (the decode stage reports it under the error policy)."""
     try:
-        return PairRecord.from_json_bytes(sample["json"]).split_group
+        return PairRecord.from_json_bytes(sample["json"])
     except (KeyError, RecordError):
-        return sample["__key__"]  # a broken sample: the decode stage reports it under the error policy
+        return None
+
+
+def _is_heldout_sample(sample: dict, config: DataConfig, record: PairRecord | None) -> bool:
+    return is_heldout(record.split_group if record else sample["__key__"], config.heldout_percent)
+
+
+def _for_training(sample: dict, config: DataConfig) -> bool:
+    return not _is_heldout_sample(sample, config, _record_of(sample))
+
+
+def _for_selection(sample: dict, config: DataConfig) -> bool:
+    """Held out, and not left out of model selection by `DataConfig.heldout_exclude`."""
+    record = _record_of(sample)
+    if not _is_heldout_sample(sample, config, record):
+        return False
+    return record is None or not any(fnmatch.fnmatchcase(record.corruption, pattern) for pattern in config.heldout_exclude)
 
 
 def resolve_shards(shards: str | list[str]) -> tuple[list[str], int]:
@@ -166,13 +184,14 @@ def _decode(errors: ErrorPolicy, total: int) -> Callable[[Iterator[dict]], Itera
     return stage
 
 
-def _select(keep: Callable[[str], bool], limit: int | None, total: int) -> Callable[[Iterator[dict]], Iterator[dict]]:
-    """Filter by split group before decoding; an endless stream that rejects everything is an error, not a hang."""
+def _select(keep: Callable[[dict], bool], limit: int | None, total: int) -> Callable[[Iterator[dict]], Iterator[dict]]:
+    """Filter raw samples before decoding; an endless (training) stream that rejects everything is an
+    error, not a hang."""
 
     def stage(samples: Iterator[dict]) -> Iterator[dict]:
         kept = rejected_in_a_row = 0
         for sample in samples:
-            if keep(split_group_of(sample)):
+            if keep(sample):
                 rejected_in_a_row = 0
                 kept += 1
                 yield sample
@@ -208,7 +227,7 @@ def train_batches(config: DataConfig, batcher: PairBatcher, seed: int) -> wds.We
     stages = [
         *source,
         wds.tarfile_to_samples(handler=errors.handle),
-        _select(lambda group: not is_heldout(group, config.heldout_percent), None, total),
+        _select(lambda sample: _for_training(sample, config), None, total),
         wds.shuffle(config.shuffle_buffer, initial=min(config.shuffle_buffer, 64), seed=seed),
         _decode(errors, total),
         batcher,
@@ -226,7 +245,7 @@ def heldout_batches(config: DataConfig, batcher: PairBatcher, world_size: int = 
         wds.split_by_node,
         wds.split_by_worker,
         wds.tarfile_to_samples(handler=batcher.errors.handle),
-        _select(lambda group: is_heldout(group, config.heldout_percent), max(1, config.heldout_max_pairs // world_size), total),
+        _select(lambda sample: _for_selection(sample, config), max(1, config.heldout_max_pairs // world_size), total),
         _decode(batcher.errors, total),
         batcher,
     ]

@@ -191,7 +191,7 @@ def evaluate(critic: Critic, batches: Any, config: TrainConfig, context: RunCont
         dist.all_reduce(sums)
     total = sums[1] + sums[3]
     if total == 0:
-        raise ValueError("no held-out pairs: raise data.heldout_percent or add pairs (model selection needs held-out synthetic pairs)")
+        raise ValueError("no held-out pairs: raise data.heldout_percent, add pairs or narrow data.heldout_exclude (model selection needs held-out synthetic pairs)")
     metrics = {"heldout_accuracy": float((sums[0] + sums[2]) / total), "heldout_loss": float(sums[4] / total), "heldout_pairs": int(total)}
     for name, index in ASPECT_INDEX.items():
         if sums[2 * index + 1] > 0:
