@@ -254,6 +254,8 @@ def test_config_errors_name_the_exact_entry():
     assert on_fail.startswith("corruptions.qa.on_fail:")
     (weights,) = config_problems({"composition": {"severity_weights": [1, 1]}})
     assert weights.startswith("corruptions.composition.severity_weights: must be 5 non-negative weights")
+    (repeated,) = config_problems({"erasure": [{"name": "content_erasure"}, {"name": "content_erasure", "severity": 5}]})
+    assert repeated == "corruptions: erasure lists content_erasure more than once; merge the entries (use weight)"
 
 
 def test_default_config_offers_every_single_corruption():

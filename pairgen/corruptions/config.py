@@ -109,12 +109,11 @@ def _default_erasure() -> list[CorruptionEntry]:
     return [CorruptionEntry(name="content_erasure", severity=[SEVERITY_MAX - 1, SEVERITY_MAX])]
 
 
-def _unique(entries: list[CorruptionEntry], field: str) -> list[CorruptionEntry]:
+def _check_unique(entries: list[CorruptionEntry], field: str) -> None:
     names = [entry.name for entry in entries]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ValueError(f"{field} lists {', '.join(repeated)} more than once; merge the entries (use weight)")
-    return entries
 
 
 class QualityCorruptionsConfig(StrictModel):
@@ -131,6 +130,6 @@ class QualityCorruptionsConfig(StrictModel):
 
     @model_validator(mode="after")
     def _unique_names(self) -> QualityCorruptionsConfig:
-        _unique(self.quality, "quality")
-        _unique(self.erasure, "erasure")
+        _check_unique(self.quality, "quality")
+        _check_unique(self.erasure, "erasure")
         return self
