@@ -228,14 +228,12 @@ def derive_units(config: BuildConfig) -> tuple[list[Unit], int]:
                     )
     by_prompt = {p.id: p for p in pool}
     for collection, items in collections:
-        others: dict[str, list[tuple[NegativeKind, dict[str, Any], str]]] = {}
+        naturals: dict[str, list[tuple[NegativeKind, dict[str, Any], str]]] = {}
         for better, worse, rule in natural_pairs(collection, items):
             spec = {"worse": worse.image_id, "better_setting": rule.better, "worse_setting": rule.worse, "severity": rule.severity, "aspect": rule.aspect}
-            others.setdefault(better.image_id, []).append(("natural", spec, worse.location))
-        for item in items:
-            for other in _swap_partners(config, item, items):
-                others.setdefault(item.image_id, []).append(("image_swap", {"other": other.image_id}, other.location))
+            naturals.setdefault(better.image_id, []).append(("natural", spec, worse.location))
         for position, item in enumerate(items):
+            swaps = [("image_swap", {"other": other.image_id}, other.location) for other in _swap_partners(config, item, items)]
             units.append(
                 _make_unit(
                     config,
@@ -249,7 +247,7 @@ def derive_units(config: BuildConfig) -> tuple[list[Unit], int]:
                     progress=position / len(items),
                     location=item.location,
                     setting=item.setting,
-                    other_images=others.get(item.image_id, []),
+                    other_images=naturals.get(item.image_id, []) + swaps,
                 )
             )
     return units, prompts_dropped
@@ -295,7 +293,8 @@ def save_plan(directory: Path, plan: BuildPlan) -> None:
 def plan_build(config: BuildConfig, directory: Path) -> BuildPlan:
     """Extend the saved plan of `directory` with the units of `config` that it does not hold yet."""
     previous, configs = load_plan(directory)
-    configs = {**configs, config.config_hash(): config.model_dump(mode="json", exclude={"runtime"})}
+    config_hash = config.config_hash()
+    configs = {**configs, config_hash: config.model_dump(mode="json", exclude={"runtime"})}
     units, prompts_dropped = derive_units(config)
     planned = {u.unit_id: u for shard in previous for u in shard.units}
     stale = sum(1 for u in units if u.unit_id in planned and planned[u.unit_id] != u)
@@ -307,7 +306,7 @@ def plan_build(config: BuildConfig, directory: Path) -> BuildPlan:
         current: ShardPlan | None = None
         for unit in (u for u in fresh if u.subset == subset):
             if current is None or current.planned_pairs + len(unit.negatives) > config.output.pairs_per_shard and current.units:
-                current = ShardPlan(shard_name(next_index, config.output.prefix), subset, config.config_hash())
+                current = ShardPlan(shard_name(next_index, config.output.prefix), subset, config_hash)
                 next_index += 1
                 shards.append(current)
                 new_names.append(current.name)

@@ -32,7 +32,7 @@ from pairgen.build import ShardBuilder, ShardGenerator, ShardResult, pack_genera
 from pairgen.config import BuildConfig, load_build_config, resolved_config  # noqa: E402
 from pairgen.config_base import ConfigError, dump_config  # noqa: E402
 from pairgen.generators.config import GeneratorConfig  # noqa: E402
-from pairgen.generators.loading import check_components, locate_pipeline  # noqa: E402
+from pairgen.generators.loading import find_pipeline_folder  # noqa: E402
 from pairgen.plan import PlanError, ShardPlan, plan_build, save_plan  # noqa: E402
 from pairgen.prompts import PromptSourceError  # noqa: E402
 from pairgen.report import dataset_counts, stage_rates, write_preview, write_stats  # noqa: E402
@@ -192,16 +192,13 @@ def prepare_output(directory: Path) -> None:
 def check_generators(config: BuildConfig, subsets: set[str]) -> None:
     """Fail before starting Ray when a generator's model cannot be found (names the generator).
 
-    A local folder is only checked for its components here: resolving its revision hashes every
-    weight file, which each generator actor does anyway when it loads the model.
+    Its revision is not resolved here: that hashes a local folder's weights, which each generator
+    actor does anyway when it loads the model.
     """
     for generator in config.generators:
         if generator.id in subsets:
             try:
-                if Path(generator.model).expanduser().is_dir():
-                    check_components(Path(generator.model).expanduser())
-                else:
-                    locate_pipeline(generator.model, generator.revision, generator.variant)
+                find_pipeline_folder(generator.model, generator.revision, generator.variant)
             except Exception as exc:  # loading raises several types; all mean "this generator cannot load"
                 raise BuildError(f"generator {generator.id!r} ({generator.model}) failed to load: {exc}") from None
 

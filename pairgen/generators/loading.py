@@ -35,14 +35,27 @@ def _download_hint(model_id: str, revision: str | None) -> str:
 def locate_pipeline(model: str, revision: str | None = None, variant: str | None = None) -> tuple[Path, str]:
     """Return (pipeline folder, resolved revision) for a local folder or a Hub id.
 
+    A Hub revision is the cached commit hash. A local folder's revision is a digest of its content,
+    so two runs on the same files record the same value.
+    """
+    folder = find_pipeline_folder(model, revision, variant)
+    from_hub_cache = folder != Path(model).expanduser()
+    if from_hub_cache and _COMMIT.match(folder.name):  # the cache's snapshot folder is named by its commit
+        return folder, folder.name
+    return folder, "sha-" + folder_digest(folder)
+
+
+def find_pipeline_folder(model: str, revision: str | None = None, variant: str | None = None) -> Path:
+    """The checked pipeline folder of a local folder or a Hub id, without resolving its revision
+    (which hashes every weight file of a local folder).
+
     A Hub id is resolved through the Hugging Face cache (downloading only when the Hub is reachable
-    and not disabled by HF_HUB_OFFLINE=1); its revision is the cached commit hash. A local folder's
-    revision is a digest of its content, so two runs on the same files record the same value.
+    and not disabled by HF_HUB_OFFLINE=1).
     """
     path = Path(model).expanduser()
     if path.is_dir():
         check_components(path)
-        return path, "sha-" + folder_digest(path)
+        return path
     if not _HUB_ID.match(model):
         raise ModelNotAvailableError(f"model {model!r} is neither an existing local folder nor a Hub id (org/name)")
 
@@ -59,7 +72,7 @@ def locate_pipeline(model: str, revision: str | None = None, variant: str | None
             + _download_hint(model, revision)
         ) from exc
     check_components(folder)
-    return folder, folder.name if _COMMIT.match(folder.name) else "sha-" + folder_digest(folder)
+    return folder
 
 
 def check_components(folder: Path) -> None:
