@@ -15,6 +15,13 @@ from pairgen.prompts.perturb import _pool_index, _removals, _shape
 from pairgen.prompts.vocab import load_vocabulary
 
 VOCAB = load_vocabulary()
+
+
+def removals_of(text: str):
+    parsed = parse(text)
+    return _removals(parsed, _shape(parsed, VOCAB)[0], VOCAB)
+
+
 POOL = [Prompt.from_text("a castle in a forest", "natural_scenes"), Prompt.from_text("a blue cup", "objects")]
 # Object addition/removal only moves between shapes of the pool; these pairs of shapes differ by one object.
 OAR_POOL = [
@@ -90,7 +97,7 @@ def test_every_registered_type_has_a_curated_example():
 )
 def test_object_removal_candidates(text, removed):
     """Removals delete one chunk (`, X`, ` and X`, ` preposition X`) and leave a fluent prompt."""
-    got = {text[: r.span[0]] + text[r.span[1] :] for r in _removals(text, VOCAB)}
+    got = {text[: r.span[0]] + text[r.span[1] :] for r in removals_of(text)}
     assert got == removed
 
 
@@ -296,7 +303,7 @@ def test_deterministic_for_a_given_rng(text, kind, seed):
 def test_object_add_remove_moves_between_pool_shapes(texts, seed):
     """With a pool holding some prompts and their one-object-shorter forms: a negative has one
     object more or less, agrees, has a shape of the pool, and the removal undoes the addition."""
-    shorter = [t[: r.span[0]] + t[r.span[1] :] for t in texts for r in _removals(t, VOCAB)]
+    shorter = [t[: r.span[0]] + t[r.span[1] :] for t in texts for r in removals_of(t)]
     pool = [Prompt.from_text(t) for t in texts + shorter]
     shapes = {_shape(parse(p.text), VOCAB)[0] for p in pool}
     rng = np.random.default_rng(seed)
@@ -311,7 +318,7 @@ def test_object_add_remove_moves_between_pool_shapes(texts, seed):
         before, after = parse(prompt.text).nouns(), parse(new).nouns()
         if entry["type"] == "object_add":
             assert before < after and len(after) == len(before) + 1
-            back = {new[: r.span[0]] + new[r.span[1] :] for r in _removals(new, VOCAB)}
+            back = {new[: r.span[0]] + new[r.span[1] :] for r in removals_of(new)}
             assert prompt.text in back, (prompt.text, new)
         else:
             assert after < before and len(before) == len(after) + 1

@@ -333,13 +333,13 @@ _Edge = tuple[_Shape, _Shape, int]  # (long shape, short shape, symbols of the s
 def _shape(parsed: ParsedPrompt, vocab: Vocabulary) -> tuple[_Shape, tuple[int, ...]]:
     """The shape of a prompt and the character end of each of its symbols."""
     tokens = parsed.tokens
-    phrase_at = {p.start: p.noun_end for p in parsed.phrases}
+    phrase_at = {p.start: p for p in parsed.phrases}
     relation_at = {r.start: r.end for r in parsed.relations}
     symmetric = [tuple(r.split()) for r in vocab.symmetric_relations if r not in _NOT_SPATIAL]
     symbols, ends, i = [], [], 0
     while i < len(tokens):
         if i in phrase_at:
-            end, symbol = phrase_at[i], "<" + next(p.form.supercategory for p in parsed.phrases if p.start == i) + ">"
+            end, symbol = phrase_at[i].noun_end, f"<{phrase_at[i].form.supercategory}>"
         elif i in relation_at:
             end, symbol = relation_at[i], "<rel>"
         else:
@@ -385,9 +385,9 @@ class _Removal:
     nouns: frozenset[str]  # nouns of the removed chunk
 
 
-def _removals(text: str, vocab: Vocabulary) -> list[_Removal]:
-    parsed = parse(text)
-    long_shape, _ = _shape(parsed, vocab)
+def _removals(parsed: ParsedPrompt, long_shape: _Shape, vocab: Vocabulary) -> list[_Removal]:
+    """Every removal of `parsed` (whose shape is `long_shape`) that takes away exactly one object."""
+    text = parsed.text
     found = []
     for a, b in _removal_spans(parsed, vocab):
         short = parse(text[:a] + text[b:])
@@ -415,8 +415,9 @@ def _build_index(pool: list[Prompt], vocab: Vocabulary) -> _PoolIndex:
     chunks: dict[_Edge, list[tuple[str, frozenset[str]]]] = {}
     for prompt in pool:
         parsed = parse(prompt.text)
-        counts[_shape(parsed, vocab)[0]] += 1
-        for removal in _removals(prompt.text, vocab):
+        shape = _shape(parsed, vocab)[0]
+        counts[shape] += 1
+        for removal in _removals(parsed, shape, vocab):
             a, b = removal.span
             chunks.setdefault(removal.edge, []).append((prompt.text[a:b], removal.nouns))
     edges = sorted(e for e in chunks if counts[e[1]] > 0)
@@ -426,12 +427,12 @@ def _build_index(pool: list[Prompt], vocab: Vocabulary) -> _PoolIndex:
     flow = dict.fromkeys(edges, 0.0)
     open_edges = list(edges)
     for _ in range(50):
+        if not open_edges:
+            break
         degree: Counter = Counter()
         for long, short, _k in open_edges:
             degree[long] += 1
             degree[short] += 1
-        if not open_edges:
-            break
         shares = {e: min(residual[e[0]] / degree[e[0]], residual[e[1]] / degree[e[1]]) for e in open_edges}
         for e, share in shares.items():
             flow[e] += share
@@ -488,7 +489,7 @@ class ObjectAddRemove(PromptPerturbation):
         if n == 0:
             return "no prompt of this shape in the pool to balance additions against removals"
         by_edge: dict[_Edge, list[_Removal]] = {}
-        for removal in _removals(parsed.text, vocab):
+        for removal in _removals(parsed, shape, vocab):
             by_edge.setdefault(removal.edge, []).append(removal)
         edges = [e for e in by_edge if index.flow.get(e, 0.0) > 0]
         edges += index.longer.get(shape, [])
@@ -501,17 +502,16 @@ class ObjectAddRemove(PromptPerturbation):
                 break
         else:
             return "not drawn: kept for the balance of additions and removals"
-        move = _pick(rng, by_edge[edge]) if edge in by_edge else edge
-        if isinstance(move, _Removal):
-            a, b = move.span
+        if edge in by_edge:
+            a, b = _pick(rng, by_edge[edge]).span
             return [Edit(a, b, "", "object_remove")]
-        long_shape, _, k = move
+        long_shape, _, k = edge
         at = ends[k - 1]
         present = parsed.nouns()
-        candidates = index.chunks[move]
+        candidates = index.chunks[edge]
         # The chunk is fixed by the prompt and edge (as a removal is): drawing several negatives of
         # one prompt must not give additions more distinct pairs than removals.
-        digest = hashlib.sha256(repr((normalize_text(parsed.text), move)).encode()).digest()
+        digest = hashlib.sha256(repr((normalize_text(parsed.text), edge)).encode()).digest()
         chunk_rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
         for _ in range(self.TRIES):
             chunk, nouns = _pick(chunk_rng, candidates)
