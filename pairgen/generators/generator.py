@@ -200,7 +200,7 @@ class Generator:
         else:
             pipe = self._img2img_pipe()
             kwargs.update(image=np.stack([r.init_image for r in requests]).astype(np.float32) / 255.0, strength=first.strength)
-            if {"height", "width"} <= set(inspect.signature(pipe.__call__).parameters):
+            if _accepts(pipe.__call__, "height", "width"):
                 kwargs.update(height=height, width=width)  # FLUX img2img otherwise resizes to its default 1024 px
         kwargs.update(self._text_inputs(pipe, [r.prompt for r in requests]))
         output = pipe(**kwargs).images
@@ -228,7 +228,7 @@ class Generator:
         new = [p for p in dict.fromkeys(prompts) if p not in rows]
         if new:
             kwargs: dict[str, Any] = dict(prompt=new, device=self.device, num_images_per_prompt=1)
-            if "do_classifier_free_guidance" in inspect.signature(pipe.encode_prompt).parameters:
+            if _accepts(pipe.encode_prompt, "do_classifier_free_guidance"):
                 kwargs["do_classifier_free_guidance"] = True  # CFG pipelines: the negative (empty) prompt's rows too
             outputs = pipe.encode_prompt(**kwargs)[: len(names)]
             rows.update({p: tuple(o[i] for o in outputs) for i, p in enumerate(new)})
@@ -306,7 +306,12 @@ def guidance_mode(pipe: Any) -> str:
         return "cfg"
     if embeds:
         return "embedded"
-    return "true_cfg" if "true_cfg_scale" in inspect.signature(type(pipe).__call__).parameters else "none"
+    return "true_cfg" if _accepts(type(pipe).__call__, "true_cfg_scale") else "none"
+
+
+def _accepts(function: Any, *names: str) -> bool:
+    """Whether `function` takes every keyword in `names` (pipeline families differ in their signatures)."""
+    return set(names) <= inspect.signature(function).parameters.keys()
 
 
 def side_multiple(pipe: Any) -> int:
