@@ -27,23 +27,18 @@ from trainer.critic import Critic
 from trainer.data import ErrorPolicy, PairBatcher, train_batches
 from trainer.synthetic import write_synthetic_shards
 from trainer.tiny_models import REAL_SIZE_LLAVA, build_tiny_llava
-from trainer.train import build_optimizer, train_step
+from trainer.train import RunContext, build_optimizer, train_step
 
 
-def timed_steps(critic, batches, optimizer, scheduler, stage, config, device, steps: int) -> list[float]:
+def timed_steps(critic, batches, optimizer, scheduler, stage, config, context: RunContext, steps: int) -> list[float]:
     times = []
     for _ in range(steps):
         tic = time.perf_counter()
-        train_step(critic, next(batches), optimizer, scheduler, stage, config, _Ctx(device))
-        if device.type == "cuda":
+        train_step(critic, next(batches), optimizer, scheduler, stage, config, context)
+        if context.device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - tic)
     return times
-
-
-class _Ctx:
-    def __init__(self, device: torch.device):
-        self.device = device
 
 
 def main() -> None:
@@ -57,11 +52,12 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=989.4, help="bf16 dense peak of the accelerator (H100 SXM: 989.4)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
     batch_size = args.batch_size or (4 if args.tiny else 8)
     steps = args.steps or (3 if args.tiny else 20)
     workers = args.workers if args.workers is not None else (0 if args.tiny else 6)
     work = Path(tempfile.mkdtemp(prefix="bench_train_"))
+    context = RunContext(work / "out", "cpu" if args.tiny else "auto")
+    device = context.device
     model_dir = build_tiny_llava(work / "model") if args.tiny else build_tiny_llava(work / "model", **REAL_SIZE_LLAVA, save_weights=False)
     shards = args.shards or str(write_synthetic_shards(work / "shards", pairs=64 if args.tiny else 512, size=64 if args.tiny else 384))
     config = validate_config(TrainConfig, {
@@ -82,13 +78,13 @@ def main() -> None:
     optimizer, scheduler = build_optimizer(critic, stage, config)
     critic.train()
     loader = iter(train_batches(config.data, PairBatcher(critic.backbone.processor, batch_size, ErrorPolicy(False)), seed=0))
-    timed_steps(critic, loader, optimizer, scheduler, stage, config, device, args.warmup)
-    with_data = timed_steps(critic, loader, optimizer, scheduler, stage, config, device, steps)
+    timed_steps(critic, loader, optimizer, scheduler, stage, config, context, args.warmup)
+    with_data = timed_steps(critic, loader, optimizer, scheduler, stage, config, context, steps)
     cached = next(loader).to(device)
     repeat = iter(lambda: cached, None)
-    cached_times = timed_steps(critic, repeat, optimizer, scheduler, stage, config, device, steps)
+    cached_times = timed_steps(critic, repeat, optimizer, scheduler, stage, config, context, steps)
     with FlopCounterMode(display=False) as counter:
-        timed_steps(critic, repeat, optimizer, scheduler, stage, config, device, 1)
+        timed_steps(critic, repeat, optimizer, scheduler, stage, config, context, 1)
     flops = counter.get_total_flops()
     step_data, step_cached = statistics.median(with_data), statistics.median(cached_times)
     result = {
