@@ -164,6 +164,12 @@ class ConversationBatcher(PairBatcher):
         return {"inputs": self.processor.conversations(conversations), "skipped": self.errors.take()}
 
 
+def _hopeless_after(total: int) -> int:
+    """Samples skipped in a row after which an endless (resampled) stream of `total` pairs can never
+    yield one: every pair has been seen several times over."""
+    return 4 * total + 100
+
+
 def _decode(errors: ErrorPolicy, total: int) -> Callable[[Iterator[dict]], Iterator[Pair]]:
     """Safe decoding; when skipping, a stream in which every sample fails is an error, not a hang."""
 
@@ -175,7 +181,7 @@ def _decode(errors: ErrorPolicy, total: int) -> Callable[[Iterator[dict]], Itera
             except ShardFormatError as exc:
                 errors.handle(exc)
                 failed_in_a_row += 1
-                if failed_in_a_row > 4 * total + 100:
+                if failed_in_a_row > _hopeless_after(total):
                     raise DatasetError(f"every pair fails to decode (skipped {failed_in_a_row} in a row); last error: {exc}") from None
                 continue
             failed_in_a_row = 0
@@ -199,7 +205,7 @@ def _select(keep: Callable[[dict], bool], limit: int | None, total: int) -> Call
                     return
             else:
                 rejected_in_a_row += 1
-                if rejected_in_a_row > 4 * total + 100:
+                if rejected_in_a_row > _hopeless_after(total):
                     raise DatasetError(f"no training pairs: all {total} pairs fall in the held-out split; lower data.heldout_percent")
 
     return stage
