@@ -77,7 +77,7 @@ def main() -> None:
     stage = config.stages[0]
     optimizer, scheduler = build_optimizer(critic, stage, config)
     critic.train()
-    loader = iter(train_batches(config.data, PairBatcher(critic.backbone.processor, batch_size, ErrorPolicy(False)), seed=0))
+    loader = iter(train_batches(config.data, PairBatcher(critic.processor, batch_size, ErrorPolicy(False)), seed=0))
     timed_steps(critic, loader, optimizer, scheduler, stage, config, context, args.warmup)
     with_data = timed_steps(critic, loader, optimizer, scheduler, stage, config, context, steps)
     cached = next(loader).to(device)

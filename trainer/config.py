@@ -34,8 +34,15 @@ class BackboneConfig(StrictModel):
     lora: LoraOptions | None = None
 
 
+class DetailConfig(StrictModel):
+    """Detail statistics of the image (`trainer.detail`) that condition the head's queries."""
+
+    side: int = Field(384, ge=32)
+    """Longer side every image is shrunk to before measuring; use the size the training pairs were stored at."""
+
+
 class HeadConfig(StrictModel):
-    """Gated fusion width and the Quality Query Transformer's shape."""
+    """Gated fusion width, the Quality Query Transformer's shape and optional detail statistics."""
 
     hidden: int = Field(256, ge=8)
     heads: int = Field(4, ge=1)
@@ -43,6 +50,7 @@ class HeadConfig(StrictModel):
     quality_queries: int = Field(4, ge=1)
     alignment_queries: int = Field(4, ge=1)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    detail: DetailConfig | None = None
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> HeadConfig:

@@ -19,8 +19,10 @@ from torch import Tensor, nn
 
 from pairgen.config_base import validate_config
 from trainer.backbones import get_backbone
+from trainer.backbones.base import check_images
 from trainer.backbones.lora import load_adapters, save_adapters
 from trainer.config import CriticConfig
+from trainer.detail import DetailStatistics, WithDetail
 from trainer.heads import CriticHead
 
 CONFIG_NAME = "critic.json"
@@ -37,13 +39,21 @@ class Critic(nn.Module):
             self.backbone.add_lora(config.backbone.lora)
         self.backbone.set_trainable(False)
         self.head = CriticHead(self.backbone.visual_dims, self.backbone.text_dims, config.head)
+        detail = config.head.detail
+        self.processor = self.backbone.processor if detail is None else WithDetail(self.backbone.processor, DetailStatistics(detail.side))
+        """Picklable (images, prompts) -> model inputs, for data-loader workers: the backbone's, plus
+        the detail statistics when the head uses them."""
 
-    def forward(self, labels: Tensor | None = None, **inputs: Tensor) -> dict[str, Tensor]:
+    def prepare(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, Tensor]:
+        check_images(images)
+        return self.processor(list(images), list(prompts))
+
+    def forward(self, labels: Tensor | None = None, detail: Tensor | None = None, **inputs: Tensor) -> dict[str, Tensor]:
         """Scores, or with `labels` the backbone's LM loss (instruction stage); one entry point so
         DistributedDataParallel sees both."""
         if labels is not None:
             return {"lm_loss": self.backbone.lm_loss({**inputs, "labels": labels})}
-        return self.head(self.backbone(**inputs))
+        return self.head(self.backbone(**inputs), detail)
 
     @property
     def device(self) -> torch.device:
@@ -59,7 +69,7 @@ class Critic(nn.Module):
         out: dict[str, list[Tensor]] = {"quality": [], "alignment": []}
         try:
             for start in range(0, len(images), batch_size):
-                inputs = self.backbone.prepare(images[start : start + batch_size], prompts[start : start + batch_size])
+                inputs = self.prepare(images[start : start + batch_size], prompts[start : start + batch_size])
                 scores = self(**{k: v.to(self.device) for k, v in inputs.items()})
                 for name in out:
                     out[name].append(scores[name].float().cpu())

@@ -5,6 +5,9 @@ the layers within a modality and a learned sigmoid gate per channel scales each 
 decides which depths and which modality matter. The fused sequence is [visual tokens; text tokens]
 with a modality embedding. QQT: learnable queries in two groups (quality, alignment) self-attend and
 cross-attend over the fused tokens for a few layers; each group is mean-pooled into one scalar score.
+With `detail` configured, an MLP embedding of the image's detail statistics (`trainer.detail`) is added
+to every query, so it reaches both scores through the residual stream rather than having to win
+attention against dozens of tower tokens.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from torch import Tensor, nn
 
 from trainer.backbones.base import TokenFeatures
 from trainer.config import HeadConfig
+from trainer.detail import DETAIL_FEATURES
 
 
 class GatedFusion(nn.Module):
@@ -59,8 +63,11 @@ class QualityQueryTransformer(nn.Module):
         self.quality = nn.Sequential(nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.Linear(config.hidden, 1))
         self.alignment = nn.Sequential(nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.Linear(config.hidden, 1))
 
-    def forward(self, tokens: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    def forward(self, tokens: Tensor, mask: Tensor, condition: Tensor | None = None) -> dict[str, Tensor]:
+        """`condition` [B, hidden], if given, is added to every query."""
         queries = self.queries.unsqueeze(0).expand(tokens.shape[0], -1, -1)
+        if condition is not None:
+            queries = queries + condition.unsqueeze(1)
         out = self.decoder(queries, tokens, memory_key_padding_mask=~mask)
         quality, alignment = out.split(self.groups, dim=1)
         return {"quality": self.quality(quality.mean(1)).squeeze(-1), "alignment": self.alignment(alignment.mean(1)).squeeze(-1)}
@@ -71,6 +78,12 @@ class CriticHead(nn.Module):
         super().__init__()
         self.fusion = GatedFusion(visual_dims, text_dims, config.hidden)
         self.qqt = QualityQueryTransformer(config)
+        self.detail = None
+        if config.detail is not None:
+            self.detail = nn.Sequential(nn.Linear(len(DETAIL_FEATURES), config.hidden), nn.GELU(), nn.Linear(config.hidden, config.hidden))
 
-    def forward(self, features: TokenFeatures) -> dict[str, Tensor]:
-        return self.qqt(*self.fusion(features))
+    def forward(self, features: TokenFeatures, detail: Tensor | None = None) -> dict[str, Tensor]:
+        if (detail is None) != (self.detail is None):
+            raise ValueError("detail statistics are given but the head has no detail config, or the other way round")
+        condition = None if self.detail is None else self.detail(detail.float())
+        return self.qqt(*self.fusion(features), condition)

@@ -239,7 +239,7 @@ def fit(config: TrainConfig, context: RunContext, resume: bool = False) -> Progr
             progress = Progress(saved_state["step"], saved_state["best_accuracy"], saved_state["best_step"])
     log = MetricsLog(output, progress.step) if context.is_main else None
     bar = tqdm(total=config.total_steps, initial=progress.step, disable=not (config.progress and context.is_main), desc="train", dynamic_ncols=True)
-    heldout = heldout_batches(config.data, PairBatcher(critic.backbone.processor, config.data.batch_size, _errors(config)), context.world_size)
+    heldout = heldout_batches(config.data, PairBatcher(critic.processor, config.data.batch_size, _errors(config)), context.world_size)
     try:
         while progress.step < config.total_steps:
             index, stage, start = config.stage_at(progress.step)
@@ -250,7 +250,7 @@ def fit(config: TrainConfig, context: RunContext, resume: bool = False) -> Progr
             model = DistributedDataParallel(critic) if context.world_size > 1 else critic
             critic.train()
             batcher_cls = ConversationBatcher if stage.kind == "instruct" else PairBatcher
-            batches = iter(train_batches(config.data, batcher_cls(critic.backbone.processor, config.data.batch_size, _errors(config)), seed=config.seed + progress.step))
+            batches = iter(train_batches(config.data, batcher_cls(critic.processor, config.data.batch_size, _errors(config)), seed=config.seed + progress.step))
             bar.set_description(f"{stage.kind} stage {index}")
             while progress.step < start + stage.steps:
                 tic = time.perf_counter()
