@@ -116,6 +116,7 @@ def test_pairwise_accuracy_by_family_and_corruption(tmp_path):
         (["--pairs", "."], "error: no complete pair shards"),
         (["--option", "images=nope"], "error: agiqa3k: 495 of 495 image(s) missing"),
         (["--baseline-option", "laplacian.sigma=2"], "error: baseline 'laplacian': unknown option(s) ['sigma']"),
+        (["--reference", "brisque"], "error: --reference 'brisque' is not among the evaluated methods ['laplacian']"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(tmp_path, capsys, extra, message):
@@ -153,6 +154,12 @@ def test_critic_checkpoint_is_evaluated_like_a_baseline(tmp_path):
     assert main(argv) == 0
     report = strict_json(out / "report.json")
     assert set(report["subsets"]["all"]["results"]) == {"critic", "laplacian"}
+    versus = report["subsets"]["all"]["versus"]
+    assert versus["reference"] == "laplacian" and set(versus["results"]) == {"critic"}
+    results = report["subsets"]["all"]["results"]
+    delta = versus["results"]["critic"]["quality"]
+    assert delta["delta"] == pytest.approx(results["critic"]["quality"]["srcc"] - results["laplacian"]["quality"]["srcc"])
+    assert delta["ci95"][0] <= delta["delta"] <= delta["ci95"][1]
     expected = critic.score([load_image(DEV / "images" / r["name"]) for r in rows], [r["prompt"] for r in rows])
     with open(out / "predictions.csv", newline="") as handle:
         got = [float(r["critic.alignment"]) for r in csv.DictReader(handle)]

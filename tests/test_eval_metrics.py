@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from trainer.metrics import bootstrap_ci, correlations, fit_logistic4, krcc, logistic4, pairwise_accuracy, plcc, srcc
+from trainer.metrics import (
+    bootstrap_ci,
+    correlations,
+    fit_logistic4,
+    krcc,
+    logistic4,
+    paired_srcc_difference,
+    pairwise_accuracy,
+    plcc,
+    srcc,
+)
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "agiqa3k-dev"
 
@@ -70,6 +80,23 @@ def test_bootstrap_interval_brackets_the_estimate_and_shrinks_with_n(dev_mos):
         assert lo < estimate[name] < hi
         assert hi - lo < small[name][1] - small[name][0]
     assert bootstrap_ci(align, quality, n_boot=50, seed=3) == bootstrap_ci(align, quality, n_boot=50, seed=3)
+
+
+def test_paired_difference_separates_predictors_whose_own_intervals_overlap(dev_mos):
+    """Alignment MOS predicts quality MOS; adding a little more noise to it costs a few hundredths of
+    SRCC: separate intervals overlap, the paired interval of the difference does not include 0."""
+    quality, align = dev_mos
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 1, len(align))
+    better, worse = align + 0.2 * noise * align.std(), align + 0.45 * noise * align.std()
+    result = paired_srcc_difference(better, worse, quality, n_boot=300)
+    assert result["delta"] == pytest.approx(srcc(better, quality) - srcc(worse, quality))
+    lo, hi = result["ci95"]
+    assert 0 < lo < result["delta"] < hi and result["p_not_above"] < 0.025
+    separate = bootstrap_ci(better, quality, n_boot=300)["srcc"], bootstrap_ci(worse, quality, n_boot=300)["srcc"]
+    assert separate[0][0] < separate[1][1]  # the unpaired intervals overlap
+    same = paired_srcc_difference(align, align, quality, n_boot=50)
+    assert same["delta"] == 0 and same["ci95"] == (0.0, 0.0) and same["p_not_above"] == 1.0
 
 
 def test_pairwise_accuracy_counts_ties_as_half():

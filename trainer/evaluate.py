@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 
 from trainer.benchmarks import BENCHMARKS, Benchmark, BenchmarkError, Dimension, load_benchmark
-from trainer.metrics import METRICS, bootstrap_ci, correlations, logistic_mapped, pairwise_accuracy
+from trainer.metrics import METRICS, bootstrap_ci, correlations, logistic_mapped, paired_srcc_difference, pairwise_accuracy
 from trainer.score import Scorer, UsageError, load_critic, parse_options, predict, to_numpy
 
 DEFAULT_BASELINES = ("laplacian", "brisque", "cosine")
+DEFAULT_REFERENCE = "laplacian"
 MIN_GROUP_SIZE = 5  # correlations on fewer images say nothing
 
 
@@ -90,10 +91,27 @@ def subsets_of(benchmark: Benchmark, methods: Sequence[Method]) -> dict[str, tup
     return subsets
 
 
+def versus_reference(
+    part: Benchmark, idx: list[int], predictions: dict[str, dict[str, np.ndarray]], methods: Sequence[str], reference: str, n_boot: int
+) -> dict[str, dict[str, Any]]:
+    """Per method and dimension: SRCC minus the reference method's, paired on the images both scored."""
+    out: dict[str, dict[str, Any]] = {}
+    for method in methods:
+        for dim in part.dimensions:
+            pred, ref = prediction_for(predictions[method], dim), prediction_for(predictions[reference], dim)
+            if pred is None or ref is None:
+                continue
+            keep = np.flatnonzero(np.isfinite(pred[idx]) & np.isfinite(ref[idx]))
+            result = paired_srcc_difference(pred[idx][keep], ref[idx][keep], part.subset(keep).mos(dim.name), n_boot)
+            out.setdefault(method, {})[dim.name] = {"n": len(keep), **result}
+    return out
+
+
 def evaluate_benchmark(
-    benchmark: Benchmark, predictions: dict[str, dict[str, np.ndarray]], methods: Sequence[Method], n_boot: int
+    benchmark: Benchmark, predictions: dict[str, dict[str, np.ndarray]], methods: Sequence[Method], n_boot: int, reference: str = ""
 ) -> dict[str, Any]:
-    """Per subset, method and dimension: the metrics, on the images the method could score.
+    """Per subset, method and dimension: the metrics, on the images the method could score, and with a
+    `reference` method (the sharpness floor) every other method's paired SRCC difference to it.
 
     An image a method returns no finite score for (BRISQUE on a blank image) is left out of that
     method's numbers and counted in `n_unscored`, which the Markdown report repeats.
@@ -115,6 +133,9 @@ def evaluate_benchmark(
                 result["n_unscored"] = len(idx) - len(keep)
                 results.setdefault(method.name, {})[dim.name] = result
         subsets[subset] = {"description": description, "n": len(idx), "results": results}
+        if reference in results:
+            others = [name for name in results if name != reference]
+            subsets[subset]["versus"] = {"reference": reference, "results": versus_reference(part, idx, predictions, others, reference, n_boot)}
     return subsets
 
 
@@ -224,6 +245,7 @@ def markdown_report(report: dict[str, Any]) -> str:
             if r["n_unscored"]
         ]
         lines += [""] + unscored if unscored else []
+        lines += _versus_markdown(subset.get("versus"), dims)
         lines += ["", "SRCC per generator:", ""]
         groups = sorted({g for per_dim in subset["results"].values() for r in per_dim.values() for g in r["per_group"]})
         columns = [(m, d) for m, per_dim in subset["results"].items() for d in per_dim]
@@ -237,6 +259,21 @@ def markdown_report(report: dict[str, Any]) -> str:
         lines += _pairs_markdown(report["pairs"])
     lines += [f"![{name}]({file})" for name, file in report["plots"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _versus_markdown(versus: dict[str, Any] | None, dims: list[str]) -> list[str]:
+    if not versus or not versus["results"]:
+        return []
+    reference = versus["reference"]
+    lines = ["", f"SRCC minus {reference}'s on the same images (paired bootstrap; p = share of resamples not above {reference}):", ""]
+    lines += ["| method | " + " | ".join(f"{d} ΔSRCC [95% CI] | p" for d in dims) + " |", "|" + "---|" * (1 + 2 * len(dims))]
+    for method, per_dim in versus["results"].items():
+        cells = []
+        for d in dims:
+            r = per_dim.get(d)
+            cells += ["–", "–"] if r is None else [f"{r['delta']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]", f"{r['p_not_above']:.3f}"]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _pairs_markdown(pairs: dict[str, Any]) -> list[str]:
@@ -351,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pairs", metavar="DIR", help="held-out pair shards for pairwise accuracy")
     parser.add_argument("--out", default="out/eval", help="report folder")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
+    parser.add_argument("--reference", help=f"method every other is compared with, paired (default: {DEFAULT_REFERENCE}, the sharpness floor, when evaluated)")
     parser.add_argument("--batch-size", type=int, default=16)
     return parser
 
@@ -362,6 +400,10 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     benchmark = load_benchmark(args.benchmark, args.root, **parse_options(args.option))
     pair_shards = find_pair_shards(args.pairs) if args.pairs else []
     methods = build_methods(args)
+    names = [m.name for m in methods]
+    if args.reference is not None and args.reference not in names:
+        raise UsageError(f"--reference {args.reference!r} is not among the evaluated methods {names}")
+    reference = args.reference or (DEFAULT_REFERENCE if DEFAULT_REFERENCE in names else "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     predictions = {m.name: method_predictions(m, benchmark, args.batch_size) for m in methods}
@@ -377,7 +419,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "metrics": list(METRICS),
         "plcc_fit": "four-parameter logistic (VQEG) on z-scored predictions",
         "bootstrap": {"resamples": args.bootstrap, "level": 0.95, "unit": "image"},
-        "subsets": evaluate_benchmark(benchmark, predictions, methods, args.bootstrap),
+        "subsets": evaluate_benchmark(benchmark, predictions, methods, args.bootstrap, reference),
         "command": "python -m trainer.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     if args.pairs:
