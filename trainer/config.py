@@ -51,6 +51,9 @@ class HeadConfig(StrictModel):
     alignment_queries: int = Field(4, ge=1)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     detail: DetailConfig | None = None
+    similarity: bool = False
+    """Condition the queries on the backbone's own image-text similarity (backbones that provide one,
+    e.g. the dual encoder with `shared_space: imagenet-concepts`)."""
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> HeadConfig:

@@ -38,6 +38,11 @@ class Critic(nn.Module):
         if config.backbone.lora is not None:
             self.backbone.add_lora(config.backbone.lora)
         self.backbone.set_trainable(False)
+        if config.head.similarity and not self.backbone.provides_similarity:
+            raise ValueError(
+                f"head.similarity needs a backbone with a shared image-text space; {config.backbone.name!r} with options "
+                f"{config.backbone.options} has none (the dual encoder has one with shared_space: imagenet-concepts)"
+            )
         self.head = CriticHead(self.backbone.visual_dims, self.backbone.text_dims, config.head)
         detail = config.head.detail
         self.processor = self.backbone.processor if detail is None else WithDetail(self.backbone.processor, DetailStatistics(detail.side))

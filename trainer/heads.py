@@ -5,9 +5,10 @@ the layers within a modality and a learned sigmoid gate per channel scales each 
 decides which depths and which modality matter. The fused sequence is [visual tokens; text tokens]
 with a modality embedding. QQT: learnable queries in two groups (quality, alignment) self-attend and
 cross-attend over the fused tokens for a few layers; each group is mean-pooled into one scalar score.
-With `detail` configured, an MLP embedding of the image's detail statistics (`trainer.detail`) is added
-to every query, so it reaches both scores through the residual stream rather than having to win
-attention against dozens of tower tokens.
+Optional conditioning, added to every query so it reaches both scores through the residual stream
+rather than having to win attention against dozens of tower tokens: an MLP embedding of the image's
+detail statistics (`detail`, see `trainer.detail`) and of the backbone's own image-text similarity
+(`similarity`, from backbones with a shared space).
 """
 
 from __future__ import annotations
@@ -78,12 +79,21 @@ class CriticHead(nn.Module):
         super().__init__()
         self.fusion = GatedFusion(visual_dims, text_dims, config.hidden)
         self.qqt = QualityQueryTransformer(config)
-        self.detail = None
-        if config.detail is not None:
-            self.detail = nn.Sequential(nn.Linear(len(DETAIL_FEATURES), config.hidden), nn.GELU(), nn.Linear(config.hidden, config.hidden))
+        self.detail = _conditioning(len(DETAIL_FEATURES), config.hidden) if config.detail is not None else None
+        self.similarity = _conditioning(1, config.hidden) if config.similarity else None
 
     def forward(self, features: TokenFeatures, detail: Tensor | None = None) -> dict[str, Tensor]:
         if (detail is None) != (self.detail is None):
             raise ValueError("detail statistics are given but the head has no detail config, or the other way round")
-        condition = None if self.detail is None else self.detail(detail.float())
-        return self.qqt(*self.fusion(features), condition)
+        if self.similarity is not None and features.similarity is None:
+            raise ValueError("the head conditions on the backbone's image-text similarity, but the backbone gave none")
+        conditions = []
+        if self.detail is not None:
+            conditions.append(self.detail(detail.float()))
+        if self.similarity is not None:
+            conditions.append(self.similarity(features.similarity.float().unsqueeze(-1)))
+        return self.qqt(*self.fusion(features), sum(conditions) if conditions else None)
+
+
+def _conditioning(features: int, hidden: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(features, hidden), nn.GELU(), nn.Linear(hidden, hidden))

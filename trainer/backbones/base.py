@@ -22,12 +22,15 @@ from trainer.config import LoraOptions
 
 @dataclass
 class TokenFeatures:
-    """`visual[l]`: [B, N, D_l], `text[l]`: [B, T, D_l]; masks are True on real (non-padding) tokens."""
+    """`visual[l]`: [B, N, D_l], `text[l]`: [B, T, D_l]; masks are True on real (non-padding) tokens.
+    `similarity` [B]: the backbone's own image-text cosine, from backbones with a shared space
+    (`provides_similarity`)."""
 
     visual: list[Tensor]
     text: list[Tensor]
     visual_mask: Tensor
     text_mask: Tensor
+    similarity: Tensor | None = None
 
 
 def check_images(images: Sequence[np.ndarray]) -> None:
@@ -49,6 +52,8 @@ class Backbone(nn.Module, ABC):
     processor: Any
     visual_dims: list[int]
     text_dims: list[int]
+    provides_similarity: bool = False
+    """Whether `forward` fills `TokenFeatures.similarity` (a head with `similarity: true` needs it)."""
 
     def prepare(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, Tensor]:
         check_images(images)

@@ -1,4 +1,5 @@
-"""Detail statistics (trainer.detail) on real photos, and the critic that conditions on them."""
+"""What the critic head is conditioned on besides tower tokens: detail statistics (trainer.detail) and the
+dual encoder's imagenet-concepts image-text similarity, on real photos with the packaged weights."""
 
 from __future__ import annotations
 
@@ -107,3 +108,51 @@ def test_detail_critic_learns_blur_and_noise_through_a_loader_worker(tmp_path):
     prompts = ["x"] * len(clean)
     quality = {name: critic.score(images, prompts)["quality"] for name, images in (("clean", clean), ("blurred", blurred), ("noisy", noisy))}
     assert (quality["clean"] > quality["blurred"]).all() and (quality["clean"] > quality["noisy"]).all()
+
+
+# --- the dual encoder's imagenet-concepts space and the similarity-conditioned head -------------
+
+
+@pytest.fixture(scope="module")
+def concept_critic() -> Critic:
+    config = {
+        "backbone": {"name": "dual-encoder", "options": {"image_size": 224, "shared_space": "imagenet-concepts"}},
+        "head": {"hidden": 32, "heads": 4, "layers": 1, "similarity": True},
+    }
+    return Critic(CriticConfig.model_validate(config))
+
+
+def test_imagenet_concepts_match_photos_with_their_captions(concept_critic):
+    """The packaged weights, never trained together, agree on what is in a photo through the ImageNet
+    class names: for most captions the photo it describes beats the other photos (chance: 0.5)."""
+    from trainer.synthetic import PHOTOS
+
+    backbone = concept_critic.backbone
+    names = list(PHOTOS)
+    images = [photo(name) for name in names]
+    with torch.no_grad():
+        columns = [backbone(**backbone.prepare(images, [PHOTOS[name]] * len(names))).similarity for name in names]
+    similarity = torch.stack(columns, dim=1)  # rows: photos, columns: captions
+    beaten = [(similarity[i, i] > torch.cat([similarity[:i, i], similarity[i + 1 :, i]])).float().mean() for i in range(len(names))]
+    assert float(torch.stack(beaten).mean()) >= 0.75
+    assert backbone.new_parameter_names() == []  # no random projections in this space
+    with torch.no_grad():
+        image = torch.nn.functional.normalize(backbone.encode_image(backbone.preprocess_images(images[:1])), dim=-1)
+        text = torch.nn.functional.normalize(backbone.encode_text(backbone.tokenize([PHOTOS[names[0]]])), dim=-1)
+    torch.testing.assert_close((image * text).sum(-1), similarity[:1, 0])  # cosine baseline = the head's input
+
+
+def test_similarity_head_uses_it_and_needs_a_backbone_that_has_it(concept_critic, tmp_path):
+    images, prompts = [photo("chelsea")] * 2, ["a photo of a tabby cat", "a rocket on a launch pad"]
+    inputs = concept_critic.prepare(images, prompts)
+    features = concept_critic.backbone(**inputs)
+    with torch.no_grad():
+        scores = concept_critic.head(features)
+        moved = concept_critic.head(type(features)(features.visual, features.text, features.visual_mask, features.text_mask, features.similarity + 1))
+    assert not torch.allclose(scores["alignment"], moved["alignment"])
+    concept_critic.save_pretrained(tmp_path / "ckpt")
+    torch.testing.assert_close(Critic.from_pretrained(tmp_path / "ckpt").score(images, prompts)["alignment"], concept_critic.score(images, prompts)["alignment"])
+    with pytest.raises(ValueError, match="head.similarity needs a backbone with a shared image-text space"):
+        Critic(CriticConfig.model_validate({"backbone": {"name": "dual-encoder", "options": {"image_size": 32}}, "head": {"hidden": 32, "similarity": True}}))
+    with pytest.raises(ValueError, match="shared_space must be one of"):
+        Critic(CriticConfig.model_validate({"backbone": {"name": "dual-encoder", "options": {"shared_space": "clip"}}}))
