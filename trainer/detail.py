@@ -39,7 +39,7 @@ DETAIL_FEATURES = (
 # Immerkaer (1996), "Fast noise variance estimation": the difference of two Laplacians cancels
 # image structure to second order and leaves the noise.
 _NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-_LOG_SCALE = 10.0  # log1p of the statistics above stays below ~10 for 8-bit images: keeps inputs near [0, 1]
+_LOG_SCALE = 10.0  # log1p of the statistics above is at most ~14 for 8-bit images: inputs stay within ~[0, 1.4]
 
 
 def _laplacian_var(grey: np.ndarray) -> float:
@@ -76,7 +76,7 @@ class DetailStatistics:
         return torch.from_numpy(np.stack([detail_statistics(image, self.side) for image in images]))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class WithDetail:
     """A backbone processor plus `detail` statistics in every batch it prepares.
 

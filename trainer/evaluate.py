@@ -261,6 +261,10 @@ def markdown_report(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _signed(value: float) -> str:
+    return _fmt(value) if not np.isfinite(value) else f"{value:+.3f}"
+
+
 def _versus_markdown(versus: dict[str, Any] | None, dims: list[str]) -> list[str]:
     if not versus or not versus["results"]:
         return []
@@ -271,7 +275,7 @@ def _versus_markdown(versus: dict[str, Any] | None, dims: list[str]) -> list[str
         cells = []
         for d in dims:
             r = per_dim.get(d)
-            cells += ["–", "–"] if r is None else [f"{r['delta']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]", f"{r['p_not_above']:.3f}"]
+            cells += ["–", "–"] if r is None else [f"{_signed(r['delta'])} [{_signed(r['ci95'][0])}, {_signed(r['ci95'][1])}]", _fmt(r["p_not_above"])]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return lines
 
