@@ -106,11 +106,18 @@ def bootstrap_ci(
         samples["srcc"].append(srcc(pred[idx], target[idx]))
         samples["krcc"].append(krcc(pred[idx], target[idx]))
         samples["plcc"].append(pearson(mapped[idx], target[idx]))
+    return {name: _percentile_interval(values, level) for name, values in samples.items()}
+
+
+def _percentile_interval(values: Sequence[float], level: float) -> tuple[float, float]:
+    """The central `level` percentile interval of the finite bootstrap values (NaN, NaN if none)."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if not len(finite):
+        return float("nan"), float("nan")
     tail = (1.0 - level) / 2.0 * 100.0
-    return {
-        name: tuple(float(v) for v in np.nanpercentile(values, [tail, 100.0 - tail]))
-        for name, values in samples.items()
-    }
+    low, high = np.percentile(finite, [tail, 100.0 - tail])
+    return float(low), float(high)
 
 
 def paired_srcc_difference(
@@ -138,11 +145,9 @@ def paired_srcc_difference(
         idx = rng.integers(0, len(pred), len(pred))
         deltas.append(srcc(pred[idx], target[idx]) - srcc(reference[idx], target[idx]))
     finite = np.asarray(deltas)[np.isfinite(deltas)]
-    tail = (1.0 - level) / 2.0 * 100.0
-    lo, hi = (float(v) for v in np.percentile(finite, [tail, 100.0 - tail])) if len(finite) else (float("nan"),) * 2
     return {
         "delta": srcc(pred, target) - srcc(reference, target),
-        "ci95": (lo, hi),
+        "ci95": _percentile_interval(finite, level),
         "p_not_above": float(np.mean(finite <= 0.0)) if len(finite) else float("nan"),
         "resamples": len(finite),
     }
