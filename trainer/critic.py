@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from pairgen.config_base import validate_config
 from trainer.backbones import get_backbone
-from trainer.backbones.base import check_images
+from trainer.backbones.base import prepare_inputs
 from trainer.backbones.lora import load_adapters, save_adapters
 from trainer.config import CriticConfig
 from trainer.detail import DetailStatistics, WithDetail
@@ -50,8 +50,7 @@ class Critic(nn.Module):
         the detail statistics when the head uses them."""
 
     def prepare(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, Tensor]:
-        check_images(images)
-        return self.processor(list(images), list(prompts))
+        return prepare_inputs(self.processor, images, prompts)
 
     def forward(self, labels: Tensor | None = None, detail: Tensor | None = None, **inputs: Tensor) -> dict[str, Tensor]:
         """Scores, or with `labels` the backbone's LM loss (instruction stage); one entry point so

@@ -41,6 +41,12 @@ def check_images(images: Sequence[np.ndarray]) -> None:
             raise ValueError(f"image {index}: expected a uint8 RGB array of shape (H, W, 3), got {got}")
 
 
+def prepare_inputs(processor: Any, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, Tensor]:
+    """Checked images and prompts through a batch processor: model inputs as tensors."""
+    check_images(images)
+    return processor(list(images), list(prompts))
+
+
 class Backbone(nn.Module, ABC):
     """Base of all backbones. Subclasses set `processor`, `visual_dims`, `text_dims` in `__init__`.
 
@@ -56,8 +62,7 @@ class Backbone(nn.Module, ABC):
     """Whether `forward` fills `TokenFeatures.similarity` (a head with `similarity: true` needs it)."""
 
     def prepare(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, Tensor]:
-        check_images(images)
-        return self.processor(list(images), list(prompts))
+        return prepare_inputs(self.processor, images, prompts)
 
     def preprocess_images(self, images: Sequence[np.ndarray]) -> Tensor:
         check_images(images)
