@@ -14,6 +14,7 @@ from pairgen.config_base import validate_config
 from trainer.config import CriticConfig, TrainConfig
 from trainer.critic import Critic
 from trainer.detail import DETAIL_FEATURES, WithDetail, detail_statistics
+from trainer.heads import MEMBERS
 from trainer.synthetic import photo, write_synthetic_shards
 from trainer.train import train
 
@@ -83,13 +84,15 @@ def test_detail_must_match_the_head():
         critic(**inputs)
 
 
-def test_detail_critic_learns_blur_and_noise_through_a_loader_worker(tmp_path):
-    """Synthetic pairs are blur/noise distortions: exactly what the statistics see, so a few steps suffice."""
+@pytest.mark.parametrize("ensemble", [1, 3])
+def test_detail_critic_learns_blur_and_noise_through_a_loader_worker(tmp_path, ensemble):
+    """Synthetic pairs are blur/noise distortions: exactly what the statistics see, so a few steps suffice.
+    With a head ensemble, every member has to learn it, not just their mean."""
     shards = write_synthetic_shards(tmp_path / "shards", pairs=160, per_shard=80, size=96, alignment_fraction=0.0)
     config = validate_config(
         TrainConfig,
         {
-            "critic": {"backbone": {"name": "dual-encoder", "options": {"image_size": 32}}, "head": {"hidden": 32, "heads": 4, "layers": 1, "detail": {"side": 96}}},
+            "critic": {"backbone": {"name": "dual-encoder", "options": {"image_size": 32}}, "head": {"hidden": 32, "heads": 4, "layers": 1, "detail": {"side": 96}, "ensemble": ensemble}},
             "data": {"shards": str(shards), "batch_size": 16, "heldout_percent": 25, "num_workers": 1},
             "stages": [{"kind": "pairwise", "steps": 30, "lr": 3e-3}],
             "optim": {"warmup_steps": 3},
@@ -108,6 +111,12 @@ def test_detail_critic_learns_blur_and_noise_through_a_loader_worker(tmp_path):
     prompts = ["x"] * len(clean)
     quality = {name: critic.score(images, prompts)["quality"] for name, images in (("clean", clean), ("blurred", blurred), ("noisy", noisy))}
     assert (quality["clean"] > quality["blurred"]).all() and (quality["clean"] > quality["noisy"]).all()
+    if ensemble > 1:
+        with torch.no_grad():
+            members = {name: critic(**critic.prepare(images, prompts))[MEMBERS][..., 0] for name, images in (("clean", clean), ("blurred", blurred), ("noisy", noisy))}
+        assert members["clean"].shape == (len(clean), ensemble)
+        mean = {name: scores.mean(0) for name, scores in members.items()}  # per member, over the photos
+        assert (mean["clean"] > mean["blurred"]).all() and (mean["clean"] > mean["noisy"]).all()
 
 
 # --- the dual encoder's imagenet-concepts space and the similarity-conditioned head -------------

@@ -54,6 +54,8 @@ class HeadConfig(StrictModel):
     similarity: bool = False
     """Condition the queries on the backbone's own image-text similarity (backbones that provide one,
     e.g. the dual encoder with `shared_space: imagenet-concepts`)."""
+    ensemble: int = Field(1, ge=1)
+    """Independently initialised heads trained side by side, scoring with their mean (`heads.HeadEnsemble`)."""
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> HeadConfig:

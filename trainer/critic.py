@@ -23,7 +23,7 @@ from trainer.backbones.base import prepare_inputs
 from trainer.backbones.lora import load_adapters, save_adapters
 from trainer.config import CriticConfig
 from trainer.detail import DetailStatistics, WithDetail
-from trainer.heads import CriticHead
+from trainer.heads import build_head
 
 CONFIG_NAME = "critic.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -43,7 +43,7 @@ class Critic(nn.Module):
                 f"head.similarity needs a backbone with a shared image-text space; {config.backbone.name!r} with options "
                 f"{config.backbone.options} has none (the dual encoder has one with shared_space: imagenet-concepts)"
             )
-        self.head = CriticHead(self.backbone.visual_dims, self.backbone.text_dims, config.head)
+        self.head = build_head(self.backbone.visual_dims, self.backbone.text_dims, config.head)
         detail = config.head.detail
         self.processor = self.backbone.processor if detail is None else WithDetail(self.backbone.processor, DetailStatistics(detail.side))
         """Picklable (images, prompts) -> model inputs, for data-loader workers: the backbone's, plus

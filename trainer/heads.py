@@ -9,6 +9,7 @@ Optional conditioning, added to every query so it reaches both scores through th
 rather than having to win attention against dozens of tower tokens: an MLP embedding of the image's
 detail statistics (`detail`, see `trainer.detail`) and of the backbone's own image-text similarity
 (`similarity`, from backbones with a shared space).
+`HeadEnsemble` (`ensemble: K`) trains K such heads side by side and scores with their mean.
 """
 
 from __future__ import annotations
@@ -93,6 +94,37 @@ class CriticHead(nn.Module):
         if self.similarity is not None:
             conditions.append(self.similarity(features.similarity.float().unsqueeze(-1)))
         return self.qqt(*self.fusion(features), sum(conditions) if conditions else None)
+
+
+MEMBERS = "members"
+"""Key of a `HeadEnsemble`'s per-member scores [B, K, 2] (quality, alignment) next to the mean scores."""
+
+
+class HeadEnsemble(nn.Module):
+    """K independently initialised `CriticHead`s on the same tower features; the scores are their mean.
+
+    Why: with frozen towers the head is all that trains, and two seeds of one recipe disagree on the
+    benchmark by as much as the recipe's margin (benchmarks/RESULTS.md, issue 8). Averaging members
+    cuts that variance for the price of K small heads, since the tower features are computed once.
+    Each member is trained by its own ranking loss (`trainer.losses.pairwise_loss`), not through the
+    mean, so the members stay independent estimators.
+    """
+
+    def __init__(self, visual_dims: list[int], text_dims: list[int], config: HeadConfig):
+        super().__init__()
+        self.members = nn.ModuleList(CriticHead(visual_dims, text_dims, config) for _ in range(config.ensemble))
+
+    def forward(self, features: TokenFeatures, detail: Tensor | None = None) -> dict[str, Tensor]:
+        outs = [member(features, detail) for member in self.members]
+        members = torch.stack([torch.stack([out["quality"], out["alignment"]], dim=-1) for out in outs], dim=1)
+        mean = members.mean(dim=1)
+        return {"quality": mean[:, 0], "alignment": mean[:, 1], MEMBERS: members}
+
+
+def build_head(visual_dims: list[int], text_dims: list[int], config: HeadConfig) -> nn.Module:
+    """One head, or an ensemble of `config.ensemble` heads (a single head keeps its flat weight names)."""
+    head_class = CriticHead if config.ensemble == 1 else HeadEnsemble
+    return head_class(visual_dims, text_dims, config)
 
 
 def _conditioning(features: int, hidden: int) -> nn.Module:

@@ -3,7 +3,8 @@
 A pair only trains the score of its own aspect: quality pairs the quality score, alignment pairs the
 alignment score. Ranking losses take score differences d = s(pos) - s(neg):
 margin: max(0, m - d); Bradley-Terry: -log sigmoid(d / T); fidelity: 1 - sqrt(sigmoid(d / T))
-(the fidelity loss of Tsai et al. with target probability 1).
+(the fidelity loss of Tsai et al. with target probability 1). A head ensemble's members are ranked
+one by one (the mean of their losses), so each member learns on its own rather than through the mean.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from trainer.config import LossConfig
+from trainer.heads import MEMBERS
 
 ASPECT_INDEX = {"quality": 0, "alignment": 1}
 RankingLoss = Callable[[Tensor, LossConfig], Tensor]
@@ -43,7 +45,12 @@ def aspect_scores(scores: dict[str, Tensor], aspect: Tensor) -> Tensor:
 def pairwise_loss(pos: dict[str, Tensor], neg: dict[str, Tensor], aspect: Tensor, config: LossConfig) -> dict[str, Tensor]:
     """Mean ranking loss (`loss`), per-aspect means and the batch's pairwise accuracy (detached)."""
     diff = aspect_scores(pos, aspect) - aspect_scores(neg, aspect)
-    per_pair = RANKING_LOSSES[config.name](diff, config)
+    if MEMBERS in pos:
+        rows = torch.arange(len(aspect), device=aspect.device)
+        member_diff = pos[MEMBERS][rows, :, aspect] - neg[MEMBERS][rows, :, aspect]  # [B, K]
+        per_pair = RANKING_LOSSES[config.name](member_diff, config).mean(dim=-1)
+    else:
+        per_pair = RANKING_LOSSES[config.name](diff, config)
     out = {"loss": per_pair.mean(), "accuracy": (diff > 0).float().mean().detach()}
     for name, index in ASPECT_INDEX.items():
         chosen = aspect == index
