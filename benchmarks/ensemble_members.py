@@ -25,7 +25,7 @@ from trainer.baselines import make_baseline
 from trainer.benchmarks import BENCHMARKS, Benchmark, load_benchmark
 from trainer.critic import Critic
 from trainer.evaluate import prediction_for
-from trainer.heads import MEMBERS
+from trainer.losses import MEMBERS
 from trainer.metrics import paired_srcc_difference, srcc
 from trainer.score import predict
 

@@ -90,6 +90,21 @@ def test_clip_text_embeddings_match_get_text_features(tiny_dirs):
     assert torch.allclose(backbone.encode_text(tokens), reference, atol=1e-5)
 
 
+def test_clip_similarity_is_the_towers_cosine_and_conditions_the_head(tiny_dirs):
+    backbone = get_backbone("hf-clip", model=tiny_dirs["clip"], vision_layers=[-1], text_layers=[-1])
+    inputs = backbone.prepare(IMAGES, PROMPTS)
+    with torch.no_grad():
+        similarity = backbone(**inputs).similarity
+        image = backbone.encode_image(inputs["pixel_values"])
+        text = backbone.encode_text({k: inputs[k] for k in ("input_ids", "attention_mask")})
+    torch.testing.assert_close(similarity, torch.nn.functional.cosine_similarity(image, text), atol=1e-5, rtol=1e-4)
+    config = critic_config("hf-clip", {"model": tiny_dirs["clip"], "vision_layers": [-1], "text_layers": [-1]}).model_copy(deep=True)
+    config.head.similarity = True
+    critic = Critic(config)  # refused before: hf-clip did not hand over its similarity
+    pairwise_backward(critic)
+    assert grad_norm(critic.head.similarity, "") > 0  # the similarity reaches the scores
+
+
 def test_tiny_clip_with_lora_forward_backward(tiny_dirs):
     critic = Critic(critic_config("hf-clip", {"model": tiny_dirs["clip"], "vision_layers": [-1, 1], "text_layers": [-1]}, {"r": 4, "target_modules": ["q_proj", "v_proj"]}))
     critic.backbone.set_trainable(True)

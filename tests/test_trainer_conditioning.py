@@ -14,7 +14,7 @@ from pairgen.config_base import validate_config
 from trainer.config import CriticConfig, TrainConfig
 from trainer.critic import Critic
 from trainer.detail import DETAIL_FEATURES, WithDetail, detail_statistics
-from trainer.heads import MEMBERS
+from trainer.losses import MEMBERS
 from trainer.synthetic import photo, write_synthetic_shards
 from trainer.train import train
 

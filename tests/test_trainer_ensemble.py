@@ -9,8 +9,7 @@ import torch
 
 from trainer.config import CriticConfig, LossConfig
 from trainer.critic import Critic
-from trainer.heads import MEMBERS
-from trainer.losses import pairwise_loss
+from trainer.losses import MEMBERS, pairwise_loss
 from trainer.synthetic import photo
 
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket"]

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from trainer.backbones.base import TokenFeatures
 from trainer.config import HeadConfig
 from trainer.detail import DETAIL_FEATURES
+from trainer.losses import MEMBERS
 
 
 class GatedFusion(nn.Module):
@@ -94,10 +95,6 @@ class CriticHead(nn.Module):
         if self.similarity is not None:
             conditions.append(self.similarity(features.similarity.float().unsqueeze(-1)))
         return self.qqt(*self.fusion(features), sum(conditions) if conditions else None)
-
-
-MEMBERS = "members"
-"""Key of a `HeadEnsemble`'s per-member scores [B, K, 2] (quality, alignment) next to the mean scores."""
 
 
 class HeadEnsemble(nn.Module):

@@ -16,9 +16,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from trainer.config import LossConfig
-from trainer.heads import MEMBERS
 
 ASPECT_INDEX = {"quality": 0, "alignment": 1}
+MEMBERS = "members"
+"""Key of a head ensemble's per-member scores [B, K, 2] (last axis in `ASPECT_INDEX` order), given
+next to the mean scores; `pairwise_loss` ranks each member on its own."""
 RankingLoss = Callable[[Tensor, LossConfig], Tensor]
 
 

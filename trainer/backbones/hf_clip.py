@@ -3,6 +3,8 @@
 Visual tokens are vision-tower hidden states, text tokens text-tower hidden states, both from chosen
 layers. `encode_text_embeddings` re-runs the text tower from token embeddings so learnable context
 vectors can be spliced in; it reproduces `get_text_features` exactly for unmodified embeddings.
+The towers were trained into one space, so their cosine is handed to the head as
+`TokenFeatures.similarity` (`head.similarity: true`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from transformers import AutoModel, AutoProcessor
 
@@ -26,6 +29,7 @@ def pooled(output: Tensor | object) -> Tensor:
 @register_backbone("hf-clip")
 class HFClip(DualTowerBackbone):
     lora_targets = ("model",)
+    provides_similarity = True
 
     def __init__(
         self,
@@ -51,10 +55,16 @@ class HFClip(DualTowerBackbone):
 
     def forward(self, pixel_values: Tensor, input_ids: Tensor, attention_mask: Tensor) -> TokenFeatures:
         towers = self.model
-        vision = towers.vision_model(pixel_values=pixel_values, output_hidden_states=True).hidden_states
-        text = towers.text_model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
-        visual = select_layers(vision, self.vision_layers)
-        return TokenFeatures(visual, select_layers(text, self.text_layers), full_mask(visual[0]), attention_mask.bool())
+        vision = towers.vision_model(pixel_values=pixel_values, output_hidden_states=True)
+        text = towers.text_model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        visual = select_layers(vision.hidden_states, self.vision_layers)
+        similarity = F.cosine_similarity(self._shared(vision.pooler_output, "visual_projection"), self._shared(text.pooler_output, "text_projection"), dim=-1)
+        return TokenFeatures(visual, select_layers(text.hidden_states, self.text_layers), full_mask(visual[0]), attention_mask.bool(), similarity)
+
+    def _shared(self, pooled_output: Tensor, projection: str) -> Tensor:
+        """A tower's pooled output in the shared space: CLIP projects it there, SigLIP's towers end in their own heads."""
+        layer = getattr(self.model, projection, None)
+        return pooled_output if layer is None else layer(pooled_output)
 
     def encode_image(self, pixel_values: Tensor) -> Tensor:
         return pooled(self.model.get_image_features(pixel_values=pixel_values))
