@@ -273,6 +273,18 @@ def _swap_partners(config: BuildConfig, item: CollectionItem, items: list[Collec
     return partners
 
 
+def mixed_order(units: list[Unit], seed: int) -> list[Unit]:
+    """A subset's units in a seeded order that does not depend on how the source listed them.
+
+    Why: a trainer reads a shard at a time (a shuffle buffer mixes within a shard or two, and a
+    resampled stream draws shards with replacement), so every shard should be a sample of the whole
+    subset. Collections list images grouped (AGIQA-3K by generator and setting), which in listing order
+    left whole shards without a single natural pair and made a short run's data depend on which shards
+    it happened to draw. The order is a digest of each unit id, so adding units never reorders others.
+    """
+    return sorted(units, key=lambda unit: derive_seed(seed, unit.unit_id, "shard_order"))
+
+
 def load_plan(directory: Path) -> tuple[list[ShardPlan], dict[str, Any]]:
     """The saved shards and, by config hash, the resolved config that planned them."""
     path = directory / PLAN_NAME
@@ -304,7 +316,7 @@ def plan_build(config: BuildConfig, directory: Path) -> BuildPlan:
     new_names = []
     for subset in dict.fromkeys(u.subset for u in fresh):
         current: ShardPlan | None = None
-        for unit in (u for u in fresh if u.subset == subset):
+        for unit in mixed_order([u for u in fresh if u.subset == subset], config.seed):
             if current is None or current.planned_pairs + len(unit.negatives) > config.output.pairs_per_shard and current.units:
                 current = ShardPlan(shard_name(next_index, config.output.prefix), subset, config_hash)
                 next_index += 1

@@ -184,6 +184,26 @@ def test_plan_is_deterministic_and_incremental(tiny_pipelines, tmp_path):
     assert len(keys) == len(set(keys))
 
 
+def test_every_shard_mixes_its_subset_though_the_collection_lists_images_grouped(tmp_path, monkeypatch):
+    """AGIQA-3K's pool lists images by generator; natural pairs exist only for some generators. Each
+    shard must still hold its share of them, or a short run's data depends on which shards it drew."""
+    if not (REPO_ROOT.parent / "shared" / "benchmarks" / "agiqa3k-pool").is_dir():
+        pytest.skip("shared benchmarks not present")
+    monkeypatch.chdir(REPO_ROOT)
+    config = load_build_config(REPO_ROOT / "configs" / "pool.yaml", [f"output.dir={tmp_path}"])
+    plan = plan_build(config, tmp_path)
+    shares = []
+    for shard in plan.shards:
+        kinds = [n.kind for u in shard.units for n in u.negatives]
+        if shard.subset == "agiqa3k-pool" and len(kinds) >= config.output.pairs_per_shard // 2:
+            shares.append(kinds.count("natural") / len(kinds))
+    assert len(shares) >= 20
+    overall = sum(shares) / len(shares)
+    assert overall > 0.1 and min(shares) > 0.5 * overall and max(shares) < 1.5 * overall, shares
+    again = plan_build(config, tmp_path / "again")
+    assert [s.to_dict() for s in again.shards] == [s.to_dict() for s in plan.shards]
+
+
 # ---- bad input --------------------------------------------------------------------------------
 
 
