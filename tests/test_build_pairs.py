@@ -204,6 +204,15 @@ def test_every_shard_mixes_its_subset_though_the_collection_lists_images_grouped
     assert [s.to_dict() for s in again.shards] == [s.to_dict() for s in plan.shards]
 
 
+def test_zero_prompt_perturbations_leave_only_image_side_alignment_pairs(tmp_path, monkeypatch):
+    if not (REPO_ROOT.parent / "shared" / "benchmarks" / "agiqa3k-pool").is_dir():
+        pytest.skip("shared benchmarks not present")
+    monkeypatch.chdir(REPO_ROOT)
+    config = load_build_config(REPO_ROOT / "configs" / "pool.yaml", [f"output.dir={tmp_path}", "alignment.negatives_per_prompt=0"])
+    kinds = {n.kind for shard in plan_build(config, tmp_path).shards for u in shard.units for n in u.negatives}
+    assert "text_alignment" not in kinds and {"image_swap", "erasure", "natural", "corruption"} <= kinds
+
+
 # ---- bad input --------------------------------------------------------------------------------
 
 

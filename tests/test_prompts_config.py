@@ -24,7 +24,7 @@ class _Top(StrictModel):
         ({"hard_share": 1.5}, "alignment.hard_share: input should be less than or equal to 1"),
         ({"mix": {"whole_swap": 1.0}}, "alignment: hard negatives are requested but no hard type"),
         ({"curriculum": [{"until": 0.5, "hard_share": 0.2}]}, "alignment.curriculum: stages need strictly increasing"),
-        ({"negatives_per_prompt": 0}, "alignment.negatives_per_prompt: input should be greater than or equal to 1"),
+        ({"negatives_per_prompt": 17}, "alignment.negatives_per_prompt: input should be less than or equal to 16"),
     ],
 )
 def test_config_errors(alignment, expected):

@@ -111,7 +111,8 @@ class AlignmentConfig(StrictModel):
     rest hard), then `mix` weighs the types within it; `text_side_share` is the fraction used
     text-side (same image, perturbed prompt) rather than image-side (image of the perturbed prompt)."""
 
-    negatives_per_prompt: int = Field(default=2, ge=1, le=16)
+    negatives_per_prompt: int = Field(default=2, ge=0, le=16)
+    """0: no prompt perturbations; alignment pairs then come only from image swaps, erasures and natural pairs."""
     text_side_share: float = Field(default=0.5, ge=0.0, le=1.0)
     hard_share: float = Field(default=0.8, ge=0.0, le=1.0)
     curriculum: list[CurriculumStage] = Field(default_factory=list)
