@@ -22,15 +22,12 @@ import numpy as np
 import torch
 
 from trainer.baselines import make_baseline
-from trainer.benchmarks import BENCHMARKS, Benchmark, load_benchmark
+from trainer.benchmarks import BENCHMARKS, TARGETS, Benchmark, load_benchmark
 from trainer.critic import Critic
 from trainer.evaluate import prediction_for
 from trainer.losses import MEMBERS
-from trainer.metrics import paired_srcc_difference, srcc
+from trainer.metrics import paired_srcc_difference, srcc, zscore
 from trainer.score import predict
-
-ASPECTS = ("quality", "alignment")
-
 
 class MemberScorer:
     """A critic's mean scores plus each member's, as `member<k>.<aspect>` outputs."""
@@ -43,15 +40,11 @@ class MemberScorer:
     @torch.no_grad()
     def score(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, np.ndarray]:
         out = self.critic(**self.critic.prepare(images, prompts))
-        scores = {aspect: out[aspect].numpy() for aspect in ASPECTS}
+        scores = {aspect: out[aspect].numpy() for aspect in TARGETS}
         for k in range(out[MEMBERS].shape[1]):
-            for index, aspect in enumerate(ASPECTS):
+            for index, aspect in enumerate(TARGETS):
                 scores[f"member{k}.{aspect}"] = out[MEMBERS][:, k, index].numpy()
         return scores
-
-
-def zscore(values: np.ndarray) -> np.ndarray:
-    return (values - values.mean()) / (values.std() + 1e-12)
 
 
 def summarise(benchmark: Benchmark, name: str, predictions: dict[str, np.ndarray], floor: dict[str, np.ndarray], n_boot: int) -> dict[str, dict]:
@@ -107,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for checkpoint, predictions in per_checkpoint.items():
         rows += [{"dimension": dim, **row} for dim, row in summarise(benchmark, checkpoint, predictions, floor, args.bootstrap).items()]
     if len(per_checkpoint) > 1:  # the seeds' scores averaged (z-scored first: each run has its own scale)
-        combined = {aspect: np.mean([zscore(p[aspect]) for p in per_checkpoint.values()], axis=0) for aspect in ASPECTS}
+        combined = {aspect: np.mean([zscore(p[aspect]) for p in per_checkpoint.values()], axis=0) for aspect in TARGETS}
         rows += [{"dimension": dim, **row} for dim, row in summarise(benchmark, "mean of the checkpoints", combined, floor, args.bootstrap).items()]
     floor_srcc = {dim.name: srcc(prediction_for(floor, dim), benchmark.mos(dim.name)) for dim in benchmark.dimensions}
     print(markdown(rows, floor_srcc))

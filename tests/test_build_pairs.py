@@ -184,13 +184,18 @@ def test_plan_is_deterministic_and_incremental(tiny_pipelines, tmp_path):
     assert len(keys) == len(set(keys))
 
 
-def test_every_shard_mixes_its_subset_though_the_collection_lists_images_grouped(tmp_path, monkeypatch):
-    """AGIQA-3K's pool lists images by generator; natural pairs exist only for some generators. Each
-    shard must still hold its share of them, or a short run's data depends on which shards it drew."""
+def pool_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str) -> BuildConfig:
+    """configs/pool.yaml (its paths are relative to the repository) writing to `tmp_path`."""
     if not (REPO_ROOT.parent / "shared" / "benchmarks" / "agiqa3k-pool").is_dir():
         pytest.skip("shared benchmarks not present")
     monkeypatch.chdir(REPO_ROOT)
-    config = load_build_config(REPO_ROOT / "configs" / "pool.yaml", [f"output.dir={tmp_path}"])
+    return load_build_config(REPO_ROOT / "configs" / "pool.yaml", [f"output.dir={tmp_path}", *overrides])
+
+
+def test_every_shard_mixes_its_subset_though_the_collection_lists_images_grouped(tmp_path, monkeypatch):
+    """AGIQA-3K's pool lists images by generator; natural pairs exist only for some generators. Each
+    shard must still hold its share of them, or a short run's data depends on which shards it drew."""
+    config = pool_config(tmp_path, monkeypatch)
     plan = plan_build(config, tmp_path)
     shares = []
     for shard in plan.shards:
@@ -205,10 +210,7 @@ def test_every_shard_mixes_its_subset_though_the_collection_lists_images_grouped
 
 
 def test_zero_prompt_perturbations_leave_only_image_side_alignment_pairs(tmp_path, monkeypatch):
-    if not (REPO_ROOT.parent / "shared" / "benchmarks" / "agiqa3k-pool").is_dir():
-        pytest.skip("shared benchmarks not present")
-    monkeypatch.chdir(REPO_ROOT)
-    config = load_build_config(REPO_ROOT / "configs" / "pool.yaml", [f"output.dir={tmp_path}", "alignment.negatives_per_prompt=0"])
+    config = pool_config(tmp_path, monkeypatch, "alignment.negatives_per_prompt=0")
     kinds = {n.kind for shard in plan_build(config, tmp_path).shards for u in shard.units for n in u.negatives}
     assert "text_alignment" not in kinds and {"image_swap", "erasure", "natural", "corruption"} <= kinds
 

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from trainer.backbones.base import TokenFeatures
 from trainer.config import HeadConfig
 from trainer.detail import DETAIL_FEATURES
-from trainer.losses import MEMBERS
+from trainer.losses import ASPECT_INDEX, MEMBERS
 
 
 class GatedFusion(nn.Module):
@@ -113,7 +113,7 @@ class HeadEnsemble(nn.Module):
 
     def forward(self, features: TokenFeatures, detail: Tensor | None = None) -> dict[str, Tensor]:
         outs = [member(features, detail) for member in self.members]
-        members = torch.stack([torch.stack([out["quality"], out["alignment"]], dim=-1) for out in outs], dim=1)
+        members = torch.stack([torch.stack([out[name] for name in ASPECT_INDEX], dim=-1) for out in outs], dim=1)
         mean = members.mean(dim=1)
         return {"quality": mean[:, 0], "alignment": mean[:, 1], MEMBERS: members}
 

@@ -39,6 +39,11 @@ def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.n
         return b2 + (b1 - b2) / (1.0 + np.exp(-(x - b3) / (np.abs(b4) + 1e-12)))
 
 
+def zscore(values: np.ndarray) -> np.ndarray:
+    """Zero mean, unit spread: puts scores of any scale on one footing (a constant stays finite)."""
+    return (values - values.mean()) / (values.std() + 1e-12)
+
+
 def fit_logistic4(pred: Sequence[float], target: Sequence[float]) -> tuple[np.ndarray, bool]:
     """Parameters mapping `pred` onto `target`'s scale, for z-scored `pred`, and whether the fit converged.
 
@@ -46,7 +51,7 @@ def fit_logistic4(pred: Sequence[float], target: Sequence[float]) -> tuple[np.nd
     does not converge the identity-like linear start is kept (PLCC then equals Pearson's r).
     """
     pred, target = _as_pair(pred, target)
-    z = (pred - pred.mean()) / (pred.std() + 1e-12)
+    z = zscore(pred)
     start = np.array([target.max(), target.min(), 0.0, 1.0])
     try:
         with warnings.catch_warnings():
@@ -63,7 +68,7 @@ def logistic_mapped(pred: Sequence[float], target: Sequence[float]) -> tuple[np.
     params, converged = fit_logistic4(pred, target)
     if not converged:
         return pred, False
-    z = (pred - pred.mean()) / (pred.std() + 1e-12)
+    z = zscore(pred)
     return logistic4(z, *params), True
 
 
