@@ -39,7 +39,7 @@ class MemberScorer:
 
     @torch.no_grad()
     def score(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, np.ndarray]:
-        out = self.critic(**self.critic.prepare(images, prompts))
+        out = self.critic.predict(images, prompts)
         scores = {aspect: out[aspect].numpy() for aspect in TARGETS}
         for k in range(out[MEMBERS].shape[1]):
             for index, aspect in enumerate(TARGETS):

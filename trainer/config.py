@@ -67,6 +67,9 @@ class HeadConfig(StrictModel):
 class CriticConfig(StrictModel):
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
     head: HeadConfig = Field(default_factory=HeadConfig)
+    reference_images: int = Field(0, ge=0)
+    """Score alignment relative to the prompt's mean over this many reference images (0: off); see
+    `trainer.references`. Needs a backbone with separate towers (`Backbone.separable`)."""
 
 
 class DataConfig(StrictModel):

@@ -2,8 +2,9 @@
 
 A checkpoint folder holds `critic.json` (the `CriticConfig`, enough to rebuild the model),
 `model.safetensors` (the weights that are not pretrained: head and new backbone projections) and
-`adapters/<module>/` (peft LoRA adapters in peft's own layout). Pretrained backbone weights are
-loaded from where the config names them, so checkpoints stay small.
+`adapters/<module>/` (peft LoRA adapters in peft's own layout) and, with `reference_images`,
+`references.npz` (the reference images that centre the alignment score, `trainer.references`).
+Pretrained backbone weights are loaded from where the config names them, so checkpoints stay small.
 """
 
 from __future__ import annotations
@@ -19,15 +20,18 @@ from torch import Tensor, nn
 
 from pairgen.config_base import validate_config
 from trainer.backbones import get_backbone
-from trainer.backbones.base import prepare_inputs
+from trainer.backbones.base import TokenFeatures, check_images, prepare_inputs
 from trainer.backbones.lora import load_adapters, save_adapters
 from trainer.config import CriticConfig
 from trainer.detail import DetailStatistics, WithDetail
 from trainer.heads import build_head
+from trainer.losses import MEMBERS
 
 CONFIG_NAME = "critic.json"
 WEIGHTS_NAME = "model.safetensors"
 ADAPTERS_DIR = "adapters"
+REFERENCES_NAME = "references.npz"
+OFFSET_CHUNK = 8  # prompts whose reference combinations go through the head at once (bounds memory)
 
 
 class Critic(nn.Module):
@@ -43,7 +47,15 @@ class Critic(nn.Module):
                 f"head.similarity needs a backbone with a shared image-text space; {config.backbone.name!r} with options "
                 f"{config.backbone.options} has none (the dual encoder has one with shared_space: imagenet-concepts)"
             )
+        if config.reference_images and not self.backbone.separable:
+            raise ValueError(
+                f"reference_images needs a backbone with separate image and text towers; {config.backbone.name!r} computes "
+                "visual tokens together with the text, so reference images cannot be joined with new prompts"
+            )
         self.head = build_head(self.backbone.visual_dims, self.backbone.text_dims, config.head)
+        self.references: list[np.ndarray] = []
+        self._reference_features: tuple[TokenFeatures, Tensor | None] | None = None
+        self._offsets: dict[str, Tensor] = {}
         detail = config.head.detail
         self.processor = self.backbone.processor if detail is None else WithDetail(self.backbone.processor, DetailStatistics(detail.side))
         """Picklable (images, prompts) -> model inputs, for data-loader workers: the backbone's, plus
@@ -63,6 +75,70 @@ class Critic(nn.Module):
     def device(self) -> torch.device:
         return next(self.head.parameters()).device
 
+    def train(self, mode: bool = True) -> Critic:
+        """Also forgets the cached reference features and offsets: weights may change from here on."""
+        self._forget_references_cache()
+        return super().train(mode)
+
+    def _forget_references_cache(self) -> None:
+        self._reference_features = None
+        self._offsets = {}
+
+    def set_references(self, images: Sequence[np.ndarray]) -> None:
+        """The reference images of `reference_images` (uint8 RGB arrays, any sizes)."""
+        if len(images) != self.config.reference_images:
+            raise ValueError(f"critic.reference_images is {self.config.reference_images}, got {len(images)} reference image(s)")
+        check_images(images)
+        self.references = [np.ascontiguousarray(image) for image in images]
+        self._forget_references_cache()
+
+    @torch.no_grad()
+    def predict(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, Tensor]:
+        """The scores of one batch as users get them (call in eval mode): the head's outputs, with
+        the alignment centred on the reference images when the critic has them."""
+        inputs = {k: v.to(self.device) for k, v in self.prepare(images, prompts).items()}
+        detail = inputs.pop("detail", None)
+        features = self.backbone(**inputs)
+        out = self.head(features, detail)
+        if self.config.reference_images:
+            offsets = self._alignment_offsets(features, list(prompts))
+            out["alignment"] = out["alignment"] - offsets[:, 0]
+            if MEMBERS in out:
+                out[MEMBERS] = torch.cat([out[MEMBERS][..., :1], out[MEMBERS][..., 1:] - offsets[:, 1:, None]], dim=-1)
+        return out
+
+    def _alignment_offsets(self, features: TokenFeatures, prompts: list[str]) -> Tensor:
+        """[B, 1 + K]: per item, its prompt's mean alignment over the reference images (the score,
+        then each ensemble member's), cached per prompt."""
+        first = {prompt: index for index, prompt in reversed(list(enumerate(prompts)))}
+        new = [index for prompt, index in first.items() if prompt not in self._offsets]
+        if new:
+            references, detail = self._reference_bank()
+            count = len(self.references)
+            for start in range(0, len(new), OFFSET_CHUNK):
+                chunk = new[start : start + OFFSET_CHUNK]
+                out = self.head(features.cross(references, chunk), None if detail is None else detail.repeat(len(chunk), 1))
+                columns = [out["alignment"].unsqueeze(-1)] + ([out[MEMBERS][..., 1]] if MEMBERS in out else [])
+                means = torch.cat(columns, dim=-1).float().view(len(chunk), count, -1).mean(1)
+                self._offsets.update({prompts[index]: mean for index, mean in zip(chunk, means, strict=True)})
+        return torch.stack([self._offsets[prompt] for prompt in prompts])
+
+    def _reference_bank(self) -> tuple[TokenFeatures, Tensor | None]:
+        """Tower features (and detail statistics) of the reference images, computed once per eval."""
+        self._require_references()
+        if self._reference_features is None:
+            inputs = {k: v.to(self.device) for k, v in self.prepare(self.references, [""] * len(self.references)).items()}
+            detail = inputs.pop("detail", None)
+            self._reference_features = (self.backbone(**inputs), detail)
+        return self._reference_features
+
+    def _require_references(self) -> None:
+        if len(self.references) != self.config.reference_images:
+            raise ValueError(
+                f"critic.reference_images is {self.config.reference_images} but no reference images are set: trainer.train "
+                "draws them from the training shards; for an existing checkpoint, python -m trainer.references adds them"
+            )
+
     @torch.no_grad()
     def score(self, images: Sequence[np.ndarray], prompts: Sequence[str], batch_size: int = 32) -> dict[str, Tensor]:
         """Scores for (image, prompt) items, in eval mode, as CPU float tensors [B]."""
@@ -73,8 +149,7 @@ class Critic(nn.Module):
         out: dict[str, list[Tensor]] = {"quality": [], "alignment": []}
         try:
             for start in range(0, len(images), batch_size):
-                inputs = self.prepare(images[start : start + batch_size], prompts[start : start + batch_size])
-                scores = self(**{k: v.to(self.device) for k, v in inputs.items()})
+                scores = self.predict(images[start : start + batch_size], prompts[start : start + batch_size])
                 for name in out:
                     out[name].append(scores[name].float().cpu())
         finally:
@@ -87,11 +162,15 @@ class Critic(nn.Module):
         return {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items() if k.startswith("head.") or k in new}
 
     def save_pretrained(self, directory: str | Path) -> None:
+        if self.config.reference_images:
+            self._require_references()  # a checkpoint that could not score alignment is never written
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / CONFIG_NAME).write_text(json.dumps(self.config.model_dump(mode="json"), indent=1), encoding="utf-8")
         save_file(self.own_state(), str(directory / WEIGHTS_NAME))
         save_adapters(self.backbone, directory / ADAPTERS_DIR)
+        if self.config.reference_images:
+            np.savez_compressed(directory / REFERENCES_NAME, *self.references)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> Critic:
@@ -109,6 +188,12 @@ class Critic(nn.Module):
         directory = Path(directory)
         self.load_own_state(load_file(str(directory / WEIGHTS_NAME)), str(directory))
         load_adapters(self.backbone, directory / ADAPTERS_DIR)
+        if self.config.reference_images:
+            path = directory / REFERENCES_NAME
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing: the critic config asks for {self.config.reference_images} reference images")
+            with np.load(path, allow_pickle=False) as archive:
+                self.set_references([archive[f"arr_{index}"] for index in range(len(archive.files))])
 
     def load_own_state(self, state: dict[str, Tensor], where: str) -> None:
         expected = self.own_state()

@@ -35,6 +35,7 @@ from trainer.critic import CONFIG_NAME, Critic
 from pairgen.shards import ShardFormatError
 from trainer.data import ConversationBatcher, DatasetError, ErrorPolicy, PairBatch, PairBatcher, heldout_batches, train_batches
 from trainer.losses import ASPECT_INDEX, pairwise_loss
+from trainer.references import draw_references
 from trainer.tracking import MetricsLog, plot_metrics
 
 STATE_NAME = "trainer_state.pt"
@@ -237,6 +238,8 @@ def fit(config: TrainConfig, context: RunContext, resume: bool = False) -> Progr
             check_resume(checkpoint, config, saved_state)
             critic.load_weights(checkpoint / "critic")
             progress = Progress(saved_state["step"], saved_state["best_accuracy"], saved_state["best_step"])
+    if config.critic.reference_images and not critic.references:  # a resumed run keeps the ones it saved
+        critic.set_references(draw_references(config.data.shards, config.critic.reference_images, config.seed))
     log = MetricsLog(output, progress.step) if context.is_main else None
     bar = tqdm(total=config.total_steps, initial=progress.step, disable=not (config.progress and context.is_main), desc="train", dynamic_ncols=True)
     heldout = heldout_batches(config.data, PairBatcher(critic.processor, config.data.batch_size, _errors(config)), context.world_size)

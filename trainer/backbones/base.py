@@ -31,6 +31,32 @@ class TokenFeatures:
     visual_mask: Tensor
     text_mask: Tensor
     similarity: Tensor | None = None
+    image_embedding: Tensor | None = None
+    """[B, E] unit image embeddings in the shared space (`similarity` is their dot product with
+    `text_embedding`); set by dual towers so `cross` can recompute the similarity of new combinations."""
+    text_embedding: Tensor | None = None
+
+    def cross(self, images: TokenFeatures, texts: Sequence[int]) -> TokenFeatures:
+        """Features of every (text `texts[b]` of `self`, image `r` of `images`) combination, text-major:
+        item `b * R + r`. Valid for dual towers only, whose visual tokens do not depend on the text
+        (`Backbone.separable`)."""
+        count = len(images.visual_mask)
+        text_index = torch.as_tensor(list(texts), dtype=torch.long, device=self.text_mask.device).repeat_interleave(count)
+        image_index = torch.arange(count, device=images.visual_mask.device).repeat(len(texts))
+        similarity = None
+        if self.similarity is not None:
+            if images.image_embedding is None or self.text_embedding is None:
+                raise ValueError("these features carry a similarity but no unit embeddings to recombine it from")
+            similarity = (images.image_embedding[image_index] * self.text_embedding[text_index]).sum(-1)
+        return TokenFeatures(
+            visual=[tokens[image_index] for tokens in images.visual],
+            text=[tokens[text_index] for tokens in self.text],
+            visual_mask=images.visual_mask[image_index],
+            text_mask=self.text_mask[text_index],
+            similarity=similarity,
+            image_embedding=None if images.image_embedding is None else images.image_embedding[image_index],
+            text_embedding=None if self.text_embedding is None else self.text_embedding[text_index],
+        )
 
 
 def check_images(images: Sequence[np.ndarray]) -> None:
@@ -60,6 +86,9 @@ class Backbone(nn.Module, ABC):
     text_dims: list[int]
     provides_similarity: bool = False
     """Whether `forward` fills `TokenFeatures.similarity` (a head with `similarity: true` needs it)."""
+    separable: ClassVar[bool] = False
+    """Whether visual tokens are computed without the text (separate towers), so features of one
+    batch's images can be joined with another batch's texts (`TokenFeatures.cross`)."""
 
     def prepare(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, Tensor]:
         return prepare_inputs(self.processor, images, prompts)
@@ -113,6 +142,8 @@ class DualTowerBackbone(Backbone):
     `text_input_embeddings` + `encode_text_embeddings` let a caller splice learnable context vectors
     into the token embeddings (CoOp-style prompt learning) on any dual-tower backbone.
     """
+
+    separable = True
 
     @abstractmethod
     def encode_image(self, pixel_values: Tensor) -> Tensor:

@@ -138,11 +138,12 @@ class DualEncoder(DualTowerBackbone):
         visual = [F.adaptive_avg_pool2d(m, grid).flatten(2).transpose(1, 2) for m in chosen]
         states = self._text_states(self.text_input_embeddings(input_ids), attention_mask)
         text = select_layers(states, self.text_layers)
-        similarity = None
+        features = TokenFeatures(visual, text, full_mask(visual[0]), attention_mask.bool())
         if self.provides_similarity:
-            image = F.normalize(self._concept_mixture(maps[-1]), dim=-1)
-            similarity = (image * F.normalize(self._sentence_embedding(states[-1], attention_mask), dim=-1)).sum(-1)
-        return TokenFeatures(visual, text, full_mask(visual[0]), attention_mask.bool(), similarity)
+            features.image_embedding = F.normalize(self._concept_mixture(maps[-1]), dim=-1)
+            features.text_embedding = F.normalize(self._sentence_embedding(states[-1], attention_mask), dim=-1)
+            features.similarity = (features.image_embedding * features.text_embedding).sum(-1)
+        return features
 
     def _concept_mixture(self, head_map: Tensor) -> Tensor:
         """ImageNet class probabilities of the classifier head, as a mix of the class-name embeddings."""

@@ -58,8 +58,12 @@ class HFClip(DualTowerBackbone):
         vision = towers.vision_model(pixel_values=pixel_values, output_hidden_states=True)
         text = towers.text_model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
         visual = select_layers(vision.hidden_states, self.vision_layers)
-        similarity = F.cosine_similarity(self._shared(vision.pooler_output, "visual_projection"), self._shared(text.pooler_output, "text_projection"), dim=-1)
-        return TokenFeatures(visual, select_layers(text.hidden_states, self.text_layers), full_mask(visual[0]), attention_mask.bool(), similarity)
+        image_embedding = F.normalize(self._shared(vision.pooler_output, "visual_projection"), dim=-1)
+        text_embedding = F.normalize(self._shared(text.pooler_output, "text_projection"), dim=-1)
+        return TokenFeatures(
+            visual, select_layers(text.hidden_states, self.text_layers), full_mask(visual[0]), attention_mask.bool(),
+            similarity=(image_embedding * text_embedding).sum(-1), image_embedding=image_embedding, text_embedding=text_embedding,
+        )
 
     def _shared(self, pooled_output: Tensor, projection: str) -> Tensor:
         """A tower's pooled output in the shared space: CLIP projects it there, SigLIP's towers end in their own heads."""
