@@ -4,7 +4,9 @@
 
 `--prompts FILE` is a CSV with `path` (or `name`) and `prompt` columns; a row matches an image by
 its path as given, its path relative to the folder it was found in, or its file name. Without a
-prompt, only quality is written (alignment needs a prompt).
+prompt, only quality is written (alignment needs a prompt). A checkpoint with `reference_images`
+writes alignment relative to the prompt's mean over its reference images (0 = typical for the
+prompt; docs/critic.md), so alignment values compare across prompts.
 """
 
 from __future__ import annotations
