@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from trainer.baselines import make_baseline
 from trainer.benchmarks import BENCHMARKS, TARGETS, Benchmark, load_benchmark
@@ -37,7 +36,6 @@ class MemberScorer:
             raise SystemExit(f"{checkpoint}: not a head ensemble (critic.head.ensemble is 1)")
         self.critic = critic.eval()
 
-    @torch.no_grad()
     def score(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, np.ndarray]:
         out = self.critic.predict(images, prompts)
         scores = {aspect: out[aspect].numpy() for aspect in TARGETS}

@@ -19,10 +19,10 @@ PROMPTS = ["an astronaut", "a cat", "an astronaut", "a rocket on a launch pad"]
 REFERENCES = [photo(name) for name in ("camera", "hubble_deep_field", "immunohistochemistry")]
 
 
-def reference_critic(references: int = 3) -> Critic:
+def reference_critic(references: int = 3, lora: dict | None = None) -> Critic:
     torch.manual_seed(0)
     config = {
-        "backbone": {"name": "dual-encoder", "options": {"image_size": 64, "shared_space": "imagenet-concepts"}},
+        "backbone": {"name": "dual-encoder", "options": {"image_size": 64, "shared_space": "imagenet-concepts"}, "lora": lora},
         "head": {"hidden": 32, "heads": 4, "layers": 1, "detail": {"side": 64}, "similarity": True, "ensemble": 2},
         "reference_images": references,
     }
@@ -91,13 +91,20 @@ def test_references_are_drawn_from_distinct_positives_deterministically(shard_di
 
 
 def test_add_references_writes_a_new_checkpoint_and_never_touches_the_old(shard_dir, tmp_path):
-    plain = reference_critic(references=0)
+    """The copy keeps every trained weight, LoRA adapters included (moved off their zero start here,
+    so a copy without them would score differently)."""
+    plain = reference_critic(references=0, lora={"r": 2, "target_modules": ["query", "value"]})
+    with torch.no_grad():
+        for name, parameter in plain.backbone.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.5)
     plain.save_pretrained(tmp_path / "plain")
     before = sorted(path.name for path in (tmp_path / "plain").iterdir())
     out = add_references(tmp_path / "plain", shard_dir, 2, tmp_path / "centred")
     centred = Critic.from_pretrained(out)
     assert centred.config.reference_images == 2 and len(centred.references) == 2
     torch.testing.assert_close(centred.score(IMAGES, PROMPTS)["quality"], plain.score(IMAGES, PROMPTS)["quality"])
+    torch.testing.assert_close(centred.backbone.state_dict(), plain.backbone.state_dict())
     assert sorted(path.name for path in (tmp_path / "plain").iterdir()) == before
     with pytest.raises(FileExistsError, match="centred exists"):
         add_references(tmp_path / "plain", shard_dir, 2, tmp_path / "centred")

@@ -25,13 +25,14 @@ from trainer.backbones.lora import load_adapters, save_adapters
 from trainer.config import CriticConfig
 from trainer.detail import DetailStatistics, WithDetail
 from trainer.heads import build_head
-from trainer.losses import MEMBERS
+from trainer.losses import ASPECT_INDEX, MEMBERS
 
 CONFIG_NAME = "critic.json"
 WEIGHTS_NAME = "model.safetensors"
 ADAPTERS_DIR = "adapters"
 REFERENCES_NAME = "references.npz"
 OFFSET_CHUNK = 8  # prompts whose reference combinations go through the head at once (bounds memory)
+ALIGNMENT = ASPECT_INDEX["alignment"]
 
 
 class Critic(nn.Module):
@@ -96,29 +97,36 @@ class Critic(nn.Module):
     def predict(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, Tensor]:
         """The scores of one batch as users get them (call in eval mode): the head's outputs, with
         the alignment centred on the reference images when the critic has them."""
-        inputs = {k: v.to(self.device) for k, v in self.prepare(images, prompts).items()}
-        detail = inputs.pop("detail", None)
-        features = self.backbone(**inputs)
+        features, detail = self._features(images, prompts)
         out = self.head(features, detail)
         if self.config.reference_images:
             offsets = self._alignment_offsets(features, list(prompts))
             out["alignment"] = out["alignment"] - offsets[:, 0]
             if MEMBERS in out:
-                out[MEMBERS] = torch.cat([out[MEMBERS][..., :1], out[MEMBERS][..., 1:] - offsets[:, 1:, None]], dim=-1)
+                out[MEMBERS][..., ALIGNMENT] -= offsets[:, 1:]
         return out
+
+    def _features(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> tuple[TokenFeatures, Tensor | None]:
+        """Tower features of a batch, and its detail statistics when the head uses them."""
+        inputs = {k: v.to(self.device) for k, v in self.prepare(images, prompts).items()}
+        detail = inputs.pop("detail", None)
+        return self.backbone(**inputs), detail
 
     def _alignment_offsets(self, features: TokenFeatures, prompts: list[str]) -> Tensor:
         """[B, 1 + K]: per item, its prompt's mean alignment over the reference images (the score,
         then each ensemble member's), cached per prompt."""
-        first = {prompt: index for index, prompt in reversed(list(enumerate(prompts)))}
-        new = [index for prompt, index in first.items() if prompt not in self._offsets]
+        first_uncached: dict[str, int] = {}
+        for index, prompt in enumerate(prompts):
+            if prompt not in self._offsets:
+                first_uncached.setdefault(prompt, index)
+        new = list(first_uncached.values())
         if new:
             references, detail = self._reference_bank()
             count = len(self.references)
             for start in range(0, len(new), OFFSET_CHUNK):
                 chunk = new[start : start + OFFSET_CHUNK]
                 out = self.head(features.cross(references, chunk), None if detail is None else detail.repeat(len(chunk), 1))
-                columns = [out["alignment"].unsqueeze(-1)] + ([out[MEMBERS][..., 1]] if MEMBERS in out else [])
+                columns = [out["alignment"].unsqueeze(-1)] + ([out[MEMBERS][..., ALIGNMENT]] if MEMBERS in out else [])
                 means = torch.cat(columns, dim=-1).float().view(len(chunk), count, -1).mean(1)
                 self._offsets.update({prompts[index]: mean for index, mean in zip(chunk, means, strict=True)})
         return torch.stack([self._offsets[prompt] for prompt in prompts])
@@ -127,9 +135,7 @@ class Critic(nn.Module):
         """Tower features (and detail statistics) of the reference images, computed once per eval."""
         self._require_references()
         if self._reference_features is None:
-            inputs = {k: v.to(self.device) for k, v in self.prepare(self.references, [""] * len(self.references)).items()}
-            detail = inputs.pop("detail", None)
-            self._reference_features = (self.backbone(**inputs), detail)
+            self._reference_features = self._features(self.references, [""] * len(self.references))
         return self._reference_features
 
     def _require_references(self) -> None:
@@ -162,8 +168,7 @@ class Critic(nn.Module):
         return {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items() if k.startswith("head.") or k in new}
 
     def save_pretrained(self, directory: str | Path) -> None:
-        if self.config.reference_images:
-            self._require_references()  # a checkpoint that could not score alignment is never written
+        self._require_references()  # a checkpoint that could not score alignment is never written
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / CONFIG_NAME).write_text(json.dumps(self.config.model_dump(mode="json"), indent=1), encoding="utf-8")
@@ -174,26 +179,26 @@ class Critic(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> Critic:
-        directory = Path(directory)
-        config_path = directory / CONFIG_NAME
-        if not config_path.is_file():
-            raise FileNotFoundError(f"not a critic checkpoint: {config_path} is missing")
-        config = validate_config(CriticConfig, json.loads(config_path.read_text(encoding="utf-8")), source=str(config_path))
-        critic = cls(config)
+        critic = cls(read_config(directory))
         critic.load_weights(directory)
         return critic
 
     def load_weights(self, directory: str | Path) -> None:
-        """Load a checkpoint's own weights and adapters into this (identically configured) critic."""
+        """Load a checkpoint's trained weights, and its reference images when the config asks for them,
+        into this (identically configured) critic."""
         directory = Path(directory)
-        self.load_own_state(load_file(str(directory / WEIGHTS_NAME)), str(directory))
-        load_adapters(self.backbone, directory / ADAPTERS_DIR)
+        self.load_trained_weights(directory)
         if self.config.reference_images:
             path = directory / REFERENCES_NAME
             if not path.is_file():
                 raise FileNotFoundError(f"{path} is missing: the critic config asks for {self.config.reference_images} reference images")
             with np.load(path, allow_pickle=False) as archive:
                 self.set_references([archive[f"arr_{index}"] for index in range(len(archive.files))])
+
+    def load_trained_weights(self, directory: str | Path) -> None:
+        """A checkpoint's head, new backbone parameters and LoRA adapters (not its reference images)."""
+        self.load_own_state(load_file(str(Path(directory) / WEIGHTS_NAME)), str(directory))
+        load_adapters(self.backbone, Path(directory) / ADAPTERS_DIR)
 
     def load_own_state(self, state: dict[str, Tensor], where: str) -> None:
         expected = self.own_state()
@@ -206,3 +211,11 @@ class Critic(nn.Module):
                 f"shape mismatch {shapes[:5]}"
             )
         self.load_state_dict(state, strict=False)
+
+
+def read_config(directory: str | Path) -> CriticConfig:
+    """The `CriticConfig` a checkpoint folder was saved with."""
+    config_path = Path(directory) / CONFIG_NAME
+    if not config_path.is_file():
+        raise FileNotFoundError(f"not a critic checkpoint: {config_path} is missing")
+    return validate_config(CriticConfig, json.loads(config_path.read_text(encoding="utf-8")), source=str(config_path))

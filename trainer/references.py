@@ -27,39 +27,38 @@ from pathlib import Path
 
 import numpy as np
 
-from pairgen.config_base import digest
+from pairgen.config_base import digest, validate_config
 from pairgen.shards import decode_pair, iter_raw_samples
-from trainer.critic import CONFIG_NAME, Critic
+from trainer.config import CriticConfig
+from trainer.critic import Critic, read_config
 from trainer.data import resolve_shards
 
 
 def draw_references(shards: str | list[str], count: int, seed: int = 0) -> list[np.ndarray]:
     """`count` distinct positive images of the pair shards: per distinct image its lowest seeded hash
     of a pair key, the `count` lowest of those. Two passes: hashes first, then only those decoded."""
-    resolve_shards(shards)  # an empty or missing dataset is reported as such
+    urls, _ = resolve_shards(shards)  # an empty or missing dataset is reported as such
     ranks: dict[str, tuple[str, str]] = {}  # image digest -> (rank, key)
-    for sample in iter_raw_samples(shards):
+    for sample in iter_raw_samples(urls):
         image, rank = hashlib.sha1(sample["pos.png"]).hexdigest(), digest(f"{seed}:{sample['__key__']}")
         if image not in ranks or rank < ranks[image][0]:
             ranks[image] = (rank, sample["__key__"])
     if len(ranks) < count:
         raise ValueError(f"{shards}: asked for {count} reference images, the shards hold {len(ranks)} distinct positive images")
     order = {key: position for position, (_, key) in enumerate(sorted(ranks.values())[:count])}
-    chosen = {sample["__key__"]: decode_pair(sample).pos for sample in iter_raw_samples(shards) if sample["__key__"] in order}
+    chosen = {sample["__key__"]: decode_pair(sample).pos for sample in iter_raw_samples(urls) if sample["__key__"] in order}
     return [chosen[key] for key in sorted(order, key=order.get)]
 
 
 def add_references(checkpoint: str | Path, shards: str | list[str], count: int, out: str | Path, seed: int = 0) -> Path:
-    """A copy of `checkpoint` at `out` whose critic centres alignment on `count` reference images."""
+    """A copy of `checkpoint` at `out` (all trained weights, LoRA adapters included) whose critic
+    centres alignment on `count` reference images."""
     checkpoint, out = Path(checkpoint), Path(out)
-    if not (checkpoint / CONFIG_NAME).is_file():
-        raise FileNotFoundError(f"not a critic checkpoint: {checkpoint / CONFIG_NAME} is missing")
+    config = read_config(checkpoint)
     if out.exists():
         raise FileExistsError(f"{out} exists; choose a new folder (the checkpoint is copied, never changed in place)")
-    critic = Critic.from_pretrained(checkpoint)
-    config = critic.config.model_copy(update={"reference_images": count})
-    centred = Critic(config)
-    centred.load_own_state(critic.own_state(), str(checkpoint))
+    centred = Critic(validate_config(CriticConfig, {**config.model_dump(mode="json"), "reference_images": count}, source=f"--count {count}"))
+    centred.load_trained_weights(checkpoint)
     centred.set_references(draw_references(shards, count, seed))
     centred.save_pretrained(out)
     return out

@@ -10,7 +10,6 @@ Model selection reads held-out synthetic pairs only; no benchmark score is read 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import shutil
@@ -29,9 +28,9 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from pairgen.config_base import ConfigError, dump_config, validate_config
-from trainer.config import CriticConfig, StageConfig, TrainConfig, load_train_config
-from trainer.critic import CONFIG_NAME, Critic
+from pairgen.config_base import ConfigError, dump_config
+from trainer.config import StageConfig, TrainConfig, load_train_config
+from trainer.critic import Critic, read_config
 from pairgen.shards import ShardFormatError
 from trainer.data import ConversationBatcher, DatasetError, ErrorPolicy, PairBatch, PairBatcher, heldout_batches, train_batches
 from trainer.losses import ASPECT_INDEX, pairwise_loss
@@ -117,7 +116,7 @@ def latest_checkpoint(output: Path) -> Path | None:
 
 def check_resume(directory: Path, config: TrainConfig, state: dict[str, Any]) -> None:
     """The checkpoint must come from the same critic and the same stages up to its step."""
-    saved = validate_config(CriticConfig, json.loads((directory / "critic" / CONFIG_NAME).read_text(encoding="utf-8")), source=str(directory))
+    saved = read_config(directory / "critic")
     problems = [f"critic.{path}: checkpoint has {old!r}, config has {new!r}" for path, old, new in diff(saved.model_dump(), config.critic.model_dump())]
     saved_stages = [StageConfig.model_validate(s) for s in state["stages"]]
     step = state["step"]
