@@ -113,6 +113,11 @@ class LossConfig(StrictModel):
     name: LossName = "bradley_terry"
     margin: float = Field(0.5, ge=0.0)
     temperature: float = Field(1.0, gt=0.0)
+    text_pair_references: int = Field(0, ge=0)
+    """Rank a text-side alignment pair (one image, its prompt against a perturbed one) on scores centred
+    on this many other positive images of the batch (0: raw scores). A prompt-only offset then cancels,
+    so the pair rewards only what the image adds to the prompt; the training-time twin of
+    `critic.reference_images` (`trainer.losses.centre_text_pairs`). Needs separate towers."""
 
 
 class RayConfig(StrictModel):
@@ -146,6 +151,15 @@ class TrainConfig(StrictModel):
         if not value.strip():
             raise ValueError("must name an output folder")
         return value
+
+    @model_validator(mode="after")
+    def _text_pair_references_fit_the_batch(self) -> TrainConfig:
+        if self.loss.text_pair_references >= self.data.batch_size:
+            raise ValueError(
+                f"loss.text_pair_references ({self.loss.text_pair_references}) must be below data.batch_size "
+                f"({self.data.batch_size}): the references are the batch's other positive images"
+            )
+        return self
 
     @property
     def total_steps(self) -> int:

@@ -25,7 +25,7 @@ from trainer.backbones.lora import load_adapters, save_adapters
 from trainer.config import CriticConfig
 from trainer.detail import DetailStatistics, WithDetail
 from trainer.heads import build_head
-from trainer.losses import ASPECT_INDEX, MEMBERS
+from trainer.losses import ASPECT_INDEX, CROSSED, MEMBERS
 
 CONFIG_NAME = "critic.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -65,12 +65,20 @@ class Critic(nn.Module):
     def prepare(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, Tensor]:
         return prepare_inputs(self.processor, images, prompts)
 
-    def forward(self, labels: Tensor | None = None, detail: Tensor | None = None, **inputs: Tensor) -> dict[str, Tensor]:
+    def forward(
+        self, labels: Tensor | None = None, detail: Tensor | None = None, crossings: Tensor | None = None, **inputs: Tensor
+    ) -> dict[str, Tensor]:
         """Scores, or with `labels` the backbone's LM loss (instruction stage); one entry point so
-        DistributedDataParallel sees both."""
+        DistributedDataParallel sees both. `crossings` [C, 2] (text item, image item): also score these
+        recombinations of the batch's items, under `CROSSED` (`trainer.losses.text_pair_crossings`)."""
         if labels is not None:
             return {"lm_loss": self.backbone.lm_loss({**inputs, "labels": labels})}
-        return self.head(self.backbone(**inputs), detail)
+        features = self.backbone(**inputs)
+        out = self.head(features, detail)
+        if crossings is not None:
+            text_index, image_index = crossings.unbind(-1)
+            out[CROSSED] = self.head(features.combine(features, text_index, image_index), None if detail is None else detail[image_index])
+        return out
 
     @property
     def device(self) -> torch.device:

@@ -39,11 +39,14 @@ class PairBatch:
 
     inputs: dict[str, Tensor]
     aspect: Tensor
+    text_side: Tensor
+    """[B] bool: the pair is a text-side alignment pair (one image, its prompt against a perturbed one)."""
     keys: list[str]
     skipped: int = 0
 
     def to(self, device: torch.device) -> PairBatch:
-        return PairBatch({k: v.to(device, non_blocking=True) for k, v in self.inputs.items()}, self.aspect.to(device), self.keys, self.skipped)
+        inputs = {k: v.to(device, non_blocking=True) for k, v in self.inputs.items()}
+        return PairBatch(inputs, self.aspect.to(device), self.text_side.to(device), self.keys, self.skipped)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -146,7 +149,8 @@ class PairBatcher:
         images = [p.pos for p in pairs] + [p.neg for p in pairs]
         prompts = [p.record.prompt for p in pairs] + [p.record.neg_text for p in pairs]
         aspect = torch.tensor([ASPECT_INDEX[p.record.aspect] for p in pairs])
-        return PairBatch(self.processor(images, prompts), aspect, [p.record.key for p in pairs], self.errors.take())
+        text_side = torch.tensor([p.record.neg_prompt is not None for p in pairs])
+        return PairBatch(self.processor(images, prompts), aspect, text_side, [p.record.key for p in pairs], self.errors.take())
 
 
 @dataclass

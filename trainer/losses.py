@@ -5,6 +5,8 @@ alignment score. Ranking losses take score differences d = s(pos) - s(neg):
 margin: max(0, m - d); Bradley-Terry: -log sigmoid(d / T); fidelity: 1 - sqrt(sigmoid(d / T))
 (the fidelity loss of Tsai et al. with target probability 1). A head ensemble's members are ranked
 one by one (the mean of their losses), so each member learns on its own rather than through the mean.
+With `text_pair_references: R`, a text-side alignment pair is ranked on scores centred on R other
+images of the batch (`centre_text_pairs`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ ASPECT_INDEX = {"quality": 0, "alignment": 1}
 MEMBERS = "members"
 """Key of a head ensemble's per-member scores [B, K, 2] (last axis in `ASPECT_INDEX` order), given
 next to the mean scores; `pairwise_loss` ranks each member on its own."""
+CROSSED = "crossed"
+"""Key of the scores of recombined (text, image) items of a batch (`Critic.forward`'s `crossings`)."""
 RankingLoss = Callable[[Tensor, LossConfig], Tensor]
 
 
@@ -45,7 +49,8 @@ def aspect_scores(scores: dict[str, Tensor], aspect: Tensor) -> Tensor:
 
 
 def pairwise_loss(pos: dict[str, Tensor], neg: dict[str, Tensor], aspect: Tensor, config: LossConfig) -> dict[str, Tensor]:
-    """Mean ranking loss (`loss`), per-aspect means and the batch's pairwise accuracy (detached)."""
+    """Mean ranking loss (`loss`), per-aspect means, the batch's pairwise accuracy and per-pair score
+    differences (`diff`; all but `loss` detached)."""
     diff = aspect_scores(pos, aspect) - aspect_scores(neg, aspect)
     if MEMBERS in pos:
         rows = torch.arange(len(aspect), device=aspect.device)
@@ -53,12 +58,49 @@ def pairwise_loss(pos: dict[str, Tensor], neg: dict[str, Tensor], aspect: Tensor
         per_pair = RANKING_LOSSES[config.name](member_diff, config).mean(dim=-1)
     else:
         per_pair = RANKING_LOSSES[config.name](diff, config)
-    out = {"loss": per_pair.mean(), "accuracy": (diff > 0).float().mean().detach()}
+    out = {"loss": per_pair.mean(), "accuracy": (diff > 0).float().mean().detach(), "diff": diff.detach()}
     for name, index in ASPECT_INDEX.items():
         chosen = aspect == index
         if chosen.any():
             out[f"loss_{name}"] = per_pair[chosen].mean().detach()
     return out
+
+
+def text_pair_crossings(text_side: Tensor, references: int) -> Tensor:
+    """[P * 2 * R, 2] (text item, image item) of a batch of B pairs (2B items, positives first): for each
+    of its P text-side pairs `i`, both prompts (items i and B + i) on the positive images of the R pairs
+    that follow it, cyclically. Those are other prompts' images (a batch holds sibling pairs of a prompt
+    rarely), so their mean estimates what the prompt alone scores."""
+    batch = len(text_side)
+    pairs = text_side.nonzero().squeeze(-1)
+    texts = torch.stack([pairs, pairs + batch], dim=-1)  # [P, 2]
+    images = (pairs.unsqueeze(-1) + torch.arange(1, references + 1, device=pairs.device)) % batch  # [P, R]
+    return torch.stack([texts.repeat_interleave(references, dim=1), images.repeat(1, 2)], dim=-1).reshape(-1, 2)
+
+
+def centre_text_pairs(
+    pos: dict[str, Tensor], neg: dict[str, Tensor], crossed: dict[str, Tensor], text_side: Tensor, references: int
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """`pos` and `neg` with each text-side pair's alignment (and every member's) minus its prompt's mean
+    over the crossed images of `text_pair_crossings`. The difference of a pair then no longer holds
+    what either prompt scores on any image, only how much better this image fits its own prompt.
+    The offsets keep their gradient: lowering the other images' fit to the prompt is part of the lesson."""
+    pairs = text_side.nonzero().squeeze(-1)
+    alignment = ASPECT_INDEX["alignment"]
+
+    def shifted(scores: Tensor, crossed_scores: Tensor, side: int, where: tuple) -> Tensor:
+        offsets = crossed_scores.view(len(pairs), 2, references, *crossed_scores.shape[1:]).mean(2)[:, side]
+        shift = torch.zeros_like(scores)
+        shift[where] = offsets
+        return scores - shift
+
+    centred = []
+    for side, scores in enumerate((pos, neg)):
+        scores = {**scores, "alignment": shifted(scores["alignment"], crossed["alignment"], side, (pairs,))}
+        if MEMBERS in scores:
+            scores[MEMBERS] = shifted(scores[MEMBERS], crossed[MEMBERS][..., alignment], side, (pairs, slice(None), alignment))
+        centred.append(scores)
+    return centred[0], centred[1]
 
 
 def lm_loss(logits: Tensor, labels: Tensor) -> Tensor:

@@ -33,7 +33,7 @@ from trainer.config import StageConfig, TrainConfig, load_train_config
 from trainer.critic import Critic, read_config
 from pairgen.shards import ShardFormatError
 from trainer.data import ConversationBatcher, DatasetError, ErrorPolicy, PairBatch, PairBatcher, heldout_batches, train_batches
-from trainer.losses import ASPECT_INDEX, pairwise_loss
+from trainer.losses import ASPECT_INDEX, CROSSED, centre_text_pairs, pairwise_loss, text_pair_crossings
 from trainer.references import draw_references
 from trainer.tracking import MetricsLog, plot_metrics
 
@@ -200,14 +200,19 @@ def evaluate(critic: Critic, batches: Any, config: TrainConfig, context: RunCont
 
 
 def score_pairs(model: torch.nn.Module, batch: PairBatch, config: TrainConfig) -> dict[str, Tensor]:
+    """The ranking loss of a batch and its per-pair score differences (`diff`), text-side pairs centred
+    when `loss.text_pair_references` asks for it."""
+    references = config.loss.text_pair_references
+    crossings = text_pair_crossings(batch.text_side, references) if references and batch.text_side.any() else None
     with torch.autocast(batch.aspect.device.type, dtype=torch.bfloat16, enabled=config.optim.precision == "bf16"):
-        scores = model(**batch.inputs)
+        scores = model(**batch.inputs, crossings=crossings)
+    crossed = scores.pop(CROSSED, None)
     n = len(batch)
     pos = {k: v[:n].float() for k, v in scores.items()}
     neg = {k: v[n:].float() for k, v in scores.items()}
-    out = pairwise_loss(pos, neg, batch.aspect, config.loss)
-    diff = torch.where(batch.aspect == 0, pos["quality"] - neg["quality"], pos["alignment"] - neg["alignment"])
-    return {**out, "diff": diff}
+    if crossed is not None:
+        pos, neg = centre_text_pairs(pos, neg, {k: v.float() for k, v in crossed.items()}, batch.text_side, references)
+    return pairwise_loss(pos, neg, batch.aspect, config.loss)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -228,6 +233,11 @@ def fit(config: TrainConfig, context: RunContext, resume: bool = False) -> Progr
     needs_lm = any(stage.kind == "instruct" for stage in config.stages)
     if needs_lm and not hasattr(critic.backbone, "lm_loss"):
         raise ConfigError([f"stages: an 'instruct' stage needs a backbone with a language model (hf-vlm), got {config.critic.backbone.name!r}"])
+    if config.loss.text_pair_references and not critic.backbone.separable:
+        raise ConfigError([
+            f"loss.text_pair_references: needs a backbone with separate image and text towers to recombine a batch's images "
+            f"and prompts; {config.critic.backbone.name!r} computes visual tokens together with the text"
+        ])
     progress, saved_state = Progress(), None
     with context.resume_checkpoint() as checkpoint:
         if checkpoint is not None and not resume:

@@ -38,11 +38,15 @@ class TokenFeatures:
 
     def cross(self, images: TokenFeatures, texts: Sequence[int]) -> TokenFeatures:
         """Features of every (text `texts[b]` of `self`, image `r` of `images`) combination, text-major:
-        item `b * R + r`. Valid for dual towers only, whose visual tokens do not depend on the text
-        (`Backbone.separable`)."""
+        item `b * R + r`."""
         count = len(images.visual_mask)
         text_index = torch.as_tensor(list(texts), dtype=torch.long, device=self.text_mask.device).repeat_interleave(count)
         image_index = torch.arange(count, device=images.visual_mask.device).repeat(len(texts))
+        return self.combine(images, text_index, image_index)
+
+    def combine(self, images: TokenFeatures, text_index: Tensor, image_index: Tensor) -> TokenFeatures:
+        """Features of the items (text `text_index[c]` of `self`, image `image_index[c]` of `images`).
+        Valid for dual towers only, whose visual tokens do not depend on the text (`Backbone.separable`)."""
         similarity = None
         if self.similarity is not None:
             if images.image_embedding is None or self.text_embedding is None:
