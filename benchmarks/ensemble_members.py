@@ -6,7 +6,9 @@
 
 Per checkpoint and MOS dimension: SRCC of each member (a single head, as a one-head run would give,
 but all on the same batches), of the member mean (what the checkpoint scores), and the ensemble's
-paired SRCC difference to the variance of the Laplacian. With several checkpoints (seeds), also the
+paired SRCC difference to the variance of the Laplacian, and the share of the ensemble's score
+variance that lies between prompts next to the human scores' own (`trainer.metrics.prompt_share`;
+`--uncentred` scores a centred critic's raw alignment). With several checkpoints (seeds), also the
 mean of their scores. Evaluation only: nothing here feeds training or model selection.
 """
 
@@ -25,19 +27,20 @@ from trainer.benchmarks import BENCHMARKS, TARGETS, Benchmark, load_benchmark
 from trainer.critic import Critic
 from trainer.evaluate import prediction_for
 from trainer.losses import MEMBERS
-from trainer.metrics import paired_srcc_difference, srcc, zscore
+from trainer.metrics import paired_srcc_difference, prompt_share, srcc, zscore
 from trainer.score import predict
 
 class MemberScorer:
     """A critic's mean scores plus each member's, as `member<k>.<aspect>` outputs."""
 
-    def __init__(self, critic: Critic, checkpoint: str):
+    def __init__(self, critic: Critic, checkpoint: str, centre: bool = True):
         if critic.config.head.ensemble == 1:
             raise SystemExit(f"{checkpoint}: not a head ensemble (critic.head.ensemble is 1)")
         self.critic = critic.eval()
+        self.centre = centre
 
     def score(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, np.ndarray]:
-        out = self.critic.predict(images, prompts)
+        out = self.critic.predict(images, prompts, centre=self.centre)
         scores = {aspect: out[aspect].numpy() for aspect in TARGETS}
         for k in range(out[MEMBERS].shape[1]):
             for index, aspect in enumerate(TARGETS):
@@ -59,19 +62,25 @@ def summarise(benchmark: Benchmark, name: str, predictions: dict[str, np.ndarray
             "member_sd": statistics.stdev(members) if len(members) > 1 else float("nan"),
             "ensemble": srcc(ensemble, mos),
             "vs_floor": versus,
+            "prompt_share": prompt_share(ensemble, benchmark.prompts),
+            "human_prompt_share": prompt_share(mos, benchmark.prompts),
         }
     return rows
 
 
 def markdown(rows: list[dict], floor: dict[str, float]) -> str:
-    lines = ["| checkpoint | dimension | members (SRCC) | member mean ± sd | ensemble | Δ vs Laplacian [95% CI], p |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| checkpoint | dimension | members (SRCC) | member mean ± sd | ensemble | Δ vs Laplacian [95% CI], p | prompt share (human) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         v = row["vs_floor"]
         members = " ".join(f"{m:.3f}" for m in row["members"]) or "—"
         spread = f"{row['member_mean']:.3f} ± {row['member_sd']:.3f}" if row["members"] else "—"
         lines.append(
             f"| {row['checkpoint']} | {row['dimension']} | {members} | {spread} | **{row['ensemble']:.3f}** | "
-            f"{v['delta']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}], {v['p_not_above']:.3f} |"
+            f"{v['delta']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}], {v['p_not_above']:.3f} | "
+            f"{row['prompt_share']:.0%} ({row['human_prompt_share']:.0%}) |"
         )
     lines.append("")
     lines.append("Laplacian floor: " + ", ".join(f"{dim} {value:.3f}" for dim, value in floor.items()))
@@ -85,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", required=True)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--uncentred", action="store_true", help="score a centred critic's raw alignment (no reference images)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
 
@@ -93,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     floor = predict(make_baseline("laplacian"), paths, benchmark.prompts, args.batch_size)
     per_checkpoint = {}
     for checkpoint in args.checkpoints:
-        per_checkpoint[checkpoint] = predict(MemberScorer(Critic.from_pretrained(checkpoint), checkpoint), paths, benchmark.prompts, args.batch_size, desc=checkpoint)
+        per_checkpoint[checkpoint] = predict(MemberScorer(Critic.from_pretrained(checkpoint), checkpoint, centre=not args.uncentred), paths, benchmark.prompts, args.batch_size, desc=checkpoint)
     rows = []
     for checkpoint, predictions in per_checkpoint.items():
         rows += [{"dimension": dim, **row} for dim, row in summarise(benchmark, checkpoint, predictions, floor, args.bootstrap).items()]

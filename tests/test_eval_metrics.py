@@ -18,6 +18,7 @@ from trainer.metrics import (
     paired_srcc_difference,
     pairwise_accuracy,
     plcc,
+    prompt_share,
     srcc,
 )
 
@@ -107,3 +108,13 @@ def test_pairwise_accuracy_counts_ties_as_half():
 def test_mismatched_lengths_are_refused():
     with pytest.raises(ValueError, match="equal length"):
         srcc([1, 2, 3], [1, 2])
+
+
+def test_prompt_share_is_the_between_prompt_share_of_variance():
+    prompts = ["a", "a", "b", "b"]
+    assert prompt_share([1.0, 1.0, 3.0, 3.0], prompts) == pytest.approx(1.0)  # the prompt decides everything
+    assert prompt_share([1.0, 3.0, 1.0, 3.0], prompts) == pytest.approx(0.0)  # the prompt decides nothing
+    # prompt means 2 and 4 around the grand mean 3: between 4 * 1 = 4, total 4 + 0 + 0 + 4 = 8
+    assert prompt_share([1.0, 3.0, 3.0, 5.0], prompts) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="3 values but 4 prompts"):
+        prompt_share([1.0, 2.0, 3.0], prompts)

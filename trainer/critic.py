@@ -102,12 +102,13 @@ class Critic(nn.Module):
         self._forget_references_cache()
 
     @torch.no_grad()
-    def predict(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, Tensor]:
+    def predict(self, images: Sequence[np.ndarray], prompts: Sequence[str], centre: bool = True) -> dict[str, Tensor]:
         """The scores of one batch as users get them (call in eval mode): the head's outputs, with
-        the alignment centred on the reference images when the critic has them."""
+        the alignment centred on the reference images when the critic has them (`centre=False`: the
+        head's raw alignment, for diagnostics)."""
         features, detail = self._features(images, prompts)
         out = self.head(features, detail)
-        if self.config.reference_images:
+        if self.config.reference_images and centre:
             offsets = self._alignment_offsets(features, list(prompts))
             out["alignment"] = out["alignment"] - offsets[:, 0]
             if MEMBERS in out:

@@ -158,6 +158,18 @@ def paired_srcc_difference(
     }
 
 
+def prompt_share(values: Sequence[float], prompts: Sequence[str]) -> float:
+    """Share of the variance of `values` that lies between prompts (eta squared: the between-group sum
+    of squares over the total). For an alignment score, how much of it the prompt alone decides."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) != len(prompts):
+        raise ValueError(f"got {len(values)} values but {len(prompts)} prompts")
+    _, inverse = np.unique(np.asarray(prompts, dtype=object), return_inverse=True)
+    means = np.bincount(inverse, weights=values) / np.bincount(inverse)
+    total = float(((values - values.mean()) ** 2).sum())
+    return float(((means[inverse] - values.mean()) ** 2).sum() / total) if total > 0 else float("nan")
+
+
 def pairwise_accuracy(pos_scores: Sequence[float], neg_scores: Sequence[float]) -> float:
     """Share of pairs where the positive scores higher than the negative; a tie counts one half."""
     pos, neg = _as_pair(pos_scores, neg_scores)
