@@ -60,6 +60,29 @@ def test_alignment_is_centred_on_the_prompts_mean_over_the_references(critic):
     torch.testing.assert_close(critic.score(IMAGES, PROMPTS, batch_size=3)["alignment"], out["alignment"])  # cache across batches
 
 
+def test_reference_features_are_computed_once_while_scoring_and_again_after_training(tmp_path, monkeypatch):
+    """`Critic.score`, called batch after batch (as `trainer.evaluate` and `trainer.score` do), passes
+    the references through the towers once; training mode or new weights make it compute them afresh."""
+    critic = reference_critic()
+    critic.set_references(REFERENCES)
+    critic.save_pretrained(tmp_path / "ckpt")
+    calls = []
+    features = critic._features
+    monkeypatch.setattr(critic, "_features", lambda images, prompts: calls.append(len(images)) or features(images, prompts))
+    first = critic.score(IMAGES, PROMPTS, batch_size=2)
+    critic.score(IMAGES, PROMPTS, batch_size=2)
+    assert calls.count(len(REFERENCES)) == 1 and len(calls) == 1 + 4  # the bank once, then the 4 batches
+    critic.train()
+    critic.score(IMAGES, PROMPTS, batch_size=4)
+    assert calls.count(len(REFERENCES)) == 2
+    with torch.no_grad():
+        for parameter in critic.head.parameters():
+            parameter.add_(0.1)
+    critic.load_trained_weights(tmp_path / "ckpt")  # back to the saved weights: cached offsets would be stale
+    torch.testing.assert_close(critic.score(IMAGES, PROMPTS)["alignment"], first["alignment"])
+    assert calls.count(len(REFERENCES)) == 3
+
+
 def test_references_survive_a_round_trip_and_are_required(critic, tmp_path):
     critic.save_pretrained(tmp_path / "ckpt")
     again = Critic.from_pretrained(tmp_path / "ckpt")

@@ -85,8 +85,10 @@ class Critic(nn.Module):
         return next(self.head.parameters()).device
 
     def train(self, mode: bool = True) -> Critic:
-        """Also forgets the cached reference features and offsets: weights may change from here on."""
-        self._forget_references_cache()
+        """Entering training mode also forgets the cached reference features and offsets: weights may
+        change from here on. Eval mode keeps them, so scoring batch after batch computes them once."""
+        if mode:
+            self._forget_references_cache()
         return super().train(mode)
 
     def _forget_references_cache(self) -> None:
@@ -208,6 +210,7 @@ class Critic(nn.Module):
         """A checkpoint's head, new backbone parameters and LoRA adapters (not its reference images)."""
         self.load_own_state(load_file(str(Path(directory) / WEIGHTS_NAME)), str(directory))
         load_adapters(self.backbone, Path(directory) / ADAPTERS_DIR)
+        self._forget_references_cache()  # computed with the weights replaced just now
 
     def load_own_state(self, state: dict[str, Tensor], where: str) -> None:
         expected = self.own_state()
