@@ -175,3 +175,24 @@ def test_a_training_run_with_centred_text_pairs_trains_and_evaluates_on_them(tmp
     assert all(math.isfinite(float(row["loss"])) for row in rows)
     assert any(row.get("loss_alignment") for row in rows)  # text-side pairs were trained on
     assert rows[-1]["heldout_accuracy_alignment"]
+
+
+def test_backbones_whose_visual_tokens_read_the_prompt_are_refused(monkeypatch, tmp_path):
+    """Recombining a batch's images and prompts is only valid for separate towers; a joint VLM's visual
+    tokens depend on the text. Both centring options say so before anything trains."""
+    from trainer.backbones.dual_encoder import DualEncoder
+    from trainer.train import train
+
+    monkeypatch.setattr(DualEncoder, "separable", False)  # as a joint VLM declares itself
+    with pytest.raises(ValueError, match="reference_images needs a backbone with separate image and text towers"):
+        reference_critic(references=2)
+    config = validate_config(TrainConfig, {
+        "critic": {"backbone": {"name": "dual-encoder", "options": {"image_size": 64}}, "head": {"hidden": 32, "heads": 4, "layers": 1}},
+        "data": {"shards": str(tmp_path / "no-shards-needed"), "batch_size": 4},
+        "stages": [{"kind": "pairwise", "steps": 1}],
+        "loss": {"text_pair_references": 2},
+        "output": str(tmp_path / "run"), "progress": False,
+    })
+    with pytest.raises(ConfigError, match="loss.text_pair_references: needs a backbone with separate image and text towers"):
+        train(config)
+    assert not (tmp_path / "run" / "checkpoints").exists()
