@@ -63,9 +63,10 @@ def test_alignment_is_centred_on_the_prompts_mean_over_the_references(critic):
 def test_reference_features_are_computed_once_while_scoring_and_again_after_training(tmp_path, monkeypatch):
     """`Critic.score`, called batch after batch (as `trainer.evaluate` and `trainer.score` do), passes
     the references through the towers once; training mode or new weights make it compute them afresh."""
-    critic = reference_critic()
-    critic.set_references(REFERENCES)
-    critic.save_pretrained(tmp_path / "ckpt")
+    saved = reference_critic()
+    saved.set_references(REFERENCES)
+    saved.save_pretrained(tmp_path / "ckpt")
+    critic = Critic.from_pretrained(tmp_path / "ckpt")  # as trainer.score and trainer.evaluate load it
     calls = []
     features = critic._features
     monkeypatch.setattr(critic, "_features", lambda images, prompts: calls.append(len(images)) or features(images, prompts))

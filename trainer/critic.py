@@ -190,9 +190,11 @@ class Critic(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> Critic:
+        """The saved critic, in eval mode (as transformers' `from_pretrained` returns models): it is
+        loaded to score, and `Critic.score` then keeps its reference cache from batch to batch."""
         critic = cls(read_config(directory))
         critic.load_weights(directory)
-        return critic
+        return critic.eval()
 
     def load_weights(self, directory: str | Path) -> None:
         """Load a checkpoint's trained weights, and its reference images when the config asks for them,
