@@ -25,7 +25,7 @@ import numpy as np
 from trainer.baselines import make_baseline
 from trainer.benchmarks import BENCHMARKS, TARGETS, Benchmark, load_benchmark
 from trainer.critic import Critic
-from trainer.evaluate import prediction_for
+from trainer.evaluate import bootstrap_clusters, bootstrap_unit, prediction_for
 from trainer.losses import MEMBERS
 from trainer.metrics import paired_srcc_difference, prompt_share, srcc, zscore
 from trainer.score import predict
@@ -48,13 +48,13 @@ class MemberScorer:
         return scores
 
 
-def summarise(benchmark: Benchmark, name: str, predictions: dict[str, np.ndarray], floor: dict[str, np.ndarray], n_boot: int) -> dict[str, dict]:
+def summarise(benchmark: Benchmark, name: str, predictions: dict[str, np.ndarray], floor: dict[str, np.ndarray], n_boot: int, unit: str) -> dict[str, dict]:
     rows = {}
     for dim in benchmark.dimensions:
         mos = benchmark.mos(dim.name)
         members = [srcc(values, mos) for key, values in predictions.items() if key.endswith("." + dim.target)]
         ensemble = prediction_for(predictions, dim)
-        versus = paired_srcc_difference(ensemble, prediction_for(floor, dim), mos, n_boot)
+        versus = paired_srcc_difference(ensemble, prediction_for(floor, dim), mos, n_boot, clusters=bootstrap_clusters(benchmark, unit))
         rows[dim.name] = {
             "checkpoint": name,
             "members": members,
@@ -93,12 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS))
     parser.add_argument("--root", required=True)
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--bootstrap-unit", choices=("prompt", "image"), default="prompt", help="as in trainer.evaluate")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--uncentred", action="store_true", help="score a centred critic's raw alignment (no reference images)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
 
     benchmark = load_benchmark(args.benchmark, args.root)
+    unit = bootstrap_unit(benchmark, args.bootstrap_unit == "prompt")
     paths = [item.path for item in benchmark.items]
     floor = predict(make_baseline("laplacian"), paths, benchmark.prompts, args.batch_size)
     per_checkpoint = {}
@@ -106,12 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         per_checkpoint[checkpoint] = predict(MemberScorer(Critic.from_pretrained(checkpoint), checkpoint, centre=not args.uncentred), paths, benchmark.prompts, args.batch_size, desc=checkpoint)
     rows = []
     for checkpoint, predictions in per_checkpoint.items():
-        rows += [{"dimension": dim, **row} for dim, row in summarise(benchmark, checkpoint, predictions, floor, args.bootstrap).items()]
+        rows += [{"dimension": dim, **row} for dim, row in summarise(benchmark, checkpoint, predictions, floor, args.bootstrap, unit).items()]
     if len(per_checkpoint) > 1:  # the seeds' scores averaged (z-scored first: each run has its own scale)
         combined = {aspect: np.mean([zscore(p[aspect]) for p in per_checkpoint.values()], axis=0) for aspect in TARGETS}
-        rows += [{"dimension": dim, **row} for dim, row in summarise(benchmark, "mean of the checkpoints", combined, floor, args.bootstrap).items()]
+        rows += [{"dimension": dim, **row} for dim, row in summarise(benchmark, "mean of the checkpoints", combined, floor, args.bootstrap, unit).items()]
     floor_srcc = {dim.name: srcc(prediction_for(floor, dim), benchmark.mos(dim.name)) for dim in benchmark.dimensions}
-    print(markdown(rows, floor_srcc))
+    print(markdown(rows, floor_srcc) + f" (paired bootstrap over {unit}s)")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "floor": floor_srcc}, indent=1) + "\n", encoding="utf-8")
     return 0

@@ -45,14 +45,30 @@ def test_laplacian_floor_on_the_dev_split(tmp_path):
     assert sorted(quality["per_group"]) == sorted({r["name"].rsplit("_", 1)[0] for r in dev_rows()})
     assert quality["per_group"]["AttnGAN_normal"]["n"] == 50
     assert list(report["subsets"]) == ["all"]  # no supervised method, no held-out part
+    assert report["bootstrap"]["unit"] == "prompt"  # 50 prompts of about 10 images each: prompts are resampled
 
     markdown = (out / "report.md").read_text()
     assert "| laplacian | 0.56" in markdown and "| sd1.5_lowstep | 50 |" in markdown
+    assert "100 bootstrap resamples of prompts" in markdown
+
     plot = cv2.imread(str(out / report["plots"]["laplacian"]))
     assert plot is not None and plot.shape[1] > plot.shape[0] > 200
     with open(out / "predictions.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 495 and {"laplacian.quality", "laplacian.alignment", "mos_quality"} <= set(rows[0])
+
+
+def test_the_bootstrap_resamples_images_when_a_benchmark_has_no_prompts():
+    from dataclasses import replace
+
+    from trainer.benchmarks import load_benchmark
+    from trainer.evaluate import bootstrap_clusters, bootstrap_unit
+
+    benchmark = load_benchmark("agiqa3k", DEV)
+    assert bootstrap_unit(benchmark, by_prompt=True) == "prompt" and bootstrap_clusters(benchmark, "prompt") == benchmark.prompts
+    assert bootstrap_unit(benchmark, by_prompt=False) == "image" and bootstrap_clusters(benchmark, "image") is None
+    photos_only = replace(benchmark, items=tuple(replace(item, prompt="") for item in benchmark.items))  # as KonIQ-10k
+    assert bootstrap_unit(photos_only, by_prompt=True) == "image"
 
 
 def blurred(image: np.ndarray, severity: int) -> np.ndarray:

@@ -17,6 +17,7 @@ from trainer.metrics import (
     logistic4,
     paired_srcc_difference,
     pairwise_accuracy,
+    Resampler,
     plcc,
     prompt_share,
     srcc,
@@ -98,6 +99,32 @@ def test_paired_difference_separates_predictors_whose_own_intervals_overlap(dev_
     assert separate[0][0] < separate[1][1]  # the unpaired intervals overlap
     same = paired_srcc_difference(align, align, quality, n_boot=50)
     assert same["delta"] == 0 and same["ci95"] == (0.0, 0.0) and same["p_not_above"] == 1.0
+
+
+def test_resampling_prompts_widens_the_interval_of_a_predictor_that_only_knows_the_prompt():
+    """On the dev split (495 images, 50 prompts), a predictor that gives each prompt one random score
+    agrees with the alignment MOS only by the chance of 50 prompt values; resampling images treats its
+    495 images as independent evidence, resampling whole prompts (`clusters`) does not and shows a
+    wider interval. Every resample keeps whole prompts."""
+    with open(DEV / "data.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    prompts = [r["prompt"] for r in rows]
+    align = np.array([float(r["mos_align"]) for r in rows])
+    rng = np.random.default_rng(0)
+    offsets = {p: rng.normal() for p in sorted(set(prompts))}
+    prompt_only = np.array([offsets[p] for p in prompts])
+    images = bootstrap_ci(prompt_only, align, n_boot=300, seed=0)["srcc"]
+    clustered = bootstrap_ci(prompt_only, align, n_boot=300, seed=0, clusters=prompts)["srcc"]
+    assert clustered[1] - clustered[0] > 1.3 * (images[1] - images[0])
+    resample = Resampler(len(prompts), prompts)(np.random.default_rng(0))
+    counts = dict.fromkeys(offsets, 0)
+    for index in resample:
+        counts[prompts[index]] += 1
+    assert all(counts[p] % prompts.count(p) == 0 for p in offsets)  # whole prompts, drawn with replacement
+    with pytest.raises(ValueError, match="got 3 cluster labels for 4 images"):
+        Resampler(4, prompts[:3])
+    paired = paired_srcc_difference(prompt_only, align, align, n_boot=100, clusters=prompts)
+    assert paired["ci95"][1] < 0 and paired["p_not_above"] == 1.0  # the MOS itself ranks perfectly
 
 
 def test_pairwise_accuracy_counts_ties_as_half():

@@ -68,9 +68,22 @@ def prediction_for(predictions: dict[str, np.ndarray], dimension: Dimension) -> 
     return predictions.get(dimension.name, predictions.get(dimension.target))
 
 
-def dimension_result(pred: np.ndarray, mos: np.ndarray, groups: Sequence[str], n_boot: int) -> dict[str, Any]:
+def bootstrap_clusters(part: Benchmark, unit: str) -> list[str] | None:
+    """What the bootstrap resamples for `unit` "prompt": the images' prompts (whole prompts drawn with
+    replacement, `trainer.metrics.Resampler`); for "image", None (images one by one)."""
+    return part.prompts if unit == "prompt" else None
+
+
+def bootstrap_unit(benchmark: Benchmark, by_prompt: bool) -> str:
+    """"prompt" when asked for and every image has a prompt (KonIQ-10k has none), else "image"."""
+    return "prompt" if by_prompt and all(benchmark.prompts) else "image"
+
+
+def dimension_result(pred: np.ndarray, mos: np.ndarray, part: Benchmark, n_boot: int, unit: str) -> dict[str, Any]:
     """Overall correlations with bootstrap intervals, and correlations per group (generator)."""
-    result: dict[str, Any] = {"n": len(mos), **correlations(pred, mos), "ci95": bootstrap_ci(pred, mos, n_boot)}
+    groups = part.groups
+    ci95 = bootstrap_ci(pred, mos, n_boot, clusters=bootstrap_clusters(part, unit))
+    result: dict[str, Any] = {"n": len(mos), **correlations(pred, mos), "ci95": ci95}
     per_group = {}
     for group in sorted(set(groups)):
         idx = np.array([g == group for g in groups])
@@ -92,7 +105,8 @@ def subsets_of(benchmark: Benchmark, methods: Sequence[Method]) -> dict[str, tup
 
 
 def versus_reference(
-    part: Benchmark, idx: list[int], predictions: dict[str, dict[str, np.ndarray]], methods: Sequence[str], reference: str, n_boot: int
+    part: Benchmark, idx: list[int], predictions: dict[str, dict[str, np.ndarray]], methods: Sequence[str], reference: str, n_boot: int,
+    unit: str,
 ) -> dict[str, dict[str, Any]]:
     """Per method and dimension: SRCC minus the reference method's, paired on the images both scored."""
     out: dict[str, dict[str, Any]] = {}
@@ -102,13 +116,15 @@ def versus_reference(
             if pred is None or ref is None:
                 continue
             keep = np.flatnonzero(np.isfinite(pred[idx]) & np.isfinite(ref[idx]))
-            result = paired_srcc_difference(pred[idx][keep], ref[idx][keep], part.subset(keep).mos(dim.name), n_boot)
+            scored = part.subset(keep)
+            result = paired_srcc_difference(pred[idx][keep], ref[idx][keep], scored.mos(dim.name), n_boot, clusters=bootstrap_clusters(scored, unit))
             out.setdefault(method, {})[dim.name] = {"n": len(keep), **result}
     return out
 
 
 def evaluate_benchmark(
-    benchmark: Benchmark, predictions: dict[str, dict[str, np.ndarray]], methods: Sequence[Method], n_boot: int, reference: str = ""
+    benchmark: Benchmark, predictions: dict[str, dict[str, np.ndarray]], methods: Sequence[Method], n_boot: int, reference: str,
+    unit: str,
 ) -> dict[str, Any]:
     """Per subset, method and dimension: the metrics, on the images the method could score, and with a
     `reference` method (the sharpness floor) every other method's paired SRCC difference to it.
@@ -129,13 +145,13 @@ def evaluate_benchmark(
                     continue
                 keep = np.flatnonzero(np.isfinite(pred[idx]))
                 scored = part.subset(keep)
-                result = dimension_result(pred[idx][keep], scored.mos(dim.name), scored.groups, n_boot)
+                result = dimension_result(pred[idx][keep], scored.mos(dim.name), scored, n_boot, unit)
                 result["n_unscored"] = len(idx) - len(keep)
                 results.setdefault(method.name, {})[dim.name] = result
         subsets[subset] = {"description": description, "n": len(idx), "results": results}
         if reference in results:
             others = [name for name in results if name != reference]
-            subsets[subset]["versus"] = {"reference": reference, "results": versus_reference(part, idx, predictions, others, reference, n_boot)}
+            subsets[subset]["versus"] = {"reference": reference, "results": versus_reference(part, idx, predictions, others, reference, n_boot, unit)}
     return subsets
 
 
@@ -221,7 +237,8 @@ def markdown_report(report: dict[str, Any]) -> str:
     bench = report["benchmark"]
     lines = [f"# Evaluation on {bench['name']} ({bench['root']})", ""]
     lines += [f"- {note}" for note in bench["notes"] + [m["note"] for m in report["methods"].values() if m["note"]]]
-    lines += [f"- command: `{report['command']}`", ""]
+    lines += [f"- command: `{report['command']}`"]
+    lines += [f"- 95% intervals and p: {report['bootstrap']['resamples']} bootstrap resamples of {report['bootstrap']['unit']}s", ""]
     dims = [d["name"] for d in bench["dimensions"]]
     for subset in report["subsets"].values():
         lines += [f"## {subset['description']}", ""]
@@ -392,6 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pairs", metavar="DIR", help="held-out pair shards for pairwise accuracy")
     parser.add_argument("--out", default="out/eval", help="report folder")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
+    parser.add_argument(
+        "--bootstrap-unit", choices=("prompt", "image"), default="prompt",
+        help="resample whole prompts (default; images when the benchmark has none) or single images",
+    )
     parser.add_argument("--reference", help=f"method every other is compared with, paired (default: {DEFAULT_REFERENCE}, the sharpness floor, when evaluated)")
     parser.add_argument("--batch-size", type=int, default=16)
     return parser
@@ -411,6 +432,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     predictions = {m.name: method_predictions(m, benchmark, args.batch_size) for m in methods}
+    unit = bootstrap_unit(benchmark, args.bootstrap_unit == "prompt")
     report: dict[str, Any] = {
         "benchmark": {
             "name": benchmark.name,
@@ -422,8 +444,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "methods": {m.name: {"supervised": m.supervised, "note": m.note} for m in methods},
         "metrics": list(METRICS),
         "plcc_fit": "four-parameter logistic (VQEG) on z-scored predictions",
-        "bootstrap": {"resamples": args.bootstrap, "level": 0.95, "unit": "image"},
-        "subsets": evaluate_benchmark(benchmark, predictions, methods, args.bootstrap, reference),
+        "bootstrap": {"resamples": args.bootstrap, "level": 0.95, "unit": unit},
+        "subsets": evaluate_benchmark(benchmark, predictions, methods, args.bootstrap, reference, unit),
         "command": "python -m trainer.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     if args.pairs:

@@ -90,14 +90,38 @@ def correlations(pred: Sequence[float], target: Sequence[float]) -> dict[str, fl
     return {"srcc": srcc(pred, target), "krcc": krcc(pred, target), "plcc": plcc(pred, target)}
 
 
+class Resampler:
+    """Bootstrap resamples of a benchmark's images: independent images, or with `clusters` (one label
+    per image, e.g. its prompt) whole clusters drawn with replacement, every image of a drawn cluster
+    kept. Images of one prompt share its difficulty, so resampling images alone understates how much
+    a correlation would move on other prompts; resampling prompts does not."""
+
+    def __init__(self, size: int, clusters: Sequence[str] | None = None):
+        if clusters is not None and len(clusters) != size:
+            raise ValueError(f"got {len(clusters)} cluster labels for {size} images")
+        self.size = size
+        self.members: list[np.ndarray] | None = None
+        if clusters is not None:
+            _, inverse = np.unique(np.asarray(clusters, dtype=object), return_inverse=True)
+            self.members = [np.flatnonzero(inverse == c) for c in range(inverse.max() + 1)] if size else []
+
+    def __call__(self, rng: np.random.Generator) -> np.ndarray:
+        if self.members is None:
+            return rng.integers(0, self.size, self.size)
+        drawn = rng.integers(0, len(self.members), len(self.members))
+        return np.concatenate([self.members[c] for c in drawn])
+
+
 def bootstrap_ci(
     pred: Sequence[float],
     target: Sequence[float],
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    clusters: Sequence[str] | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap intervals for SRCC, KRCC and PLCC (resampling images with replacement).
+    """Percentile bootstrap intervals for SRCC, KRCC and PLCC (resampling images with replacement, or
+    with `clusters` whole clusters: see `Resampler`).
 
     The logistic mapping is fitted once on the full sample and kept fixed inside the resamples:
     refitting 1000 times costs minutes and moves the PLCC interval by far less than its width.
@@ -105,9 +129,10 @@ def bootstrap_ci(
     pred, target = _as_pair(pred, target)
     mapped, _ = logistic_mapped(pred, target)
     rng = np.random.default_rng(seed)
+    resample = Resampler(len(pred), clusters)
     samples: dict[str, list[float]] = {name: [] for name in METRICS}
     for _ in range(n_boot):
-        idx = rng.integers(0, len(pred), len(pred))
+        idx = resample(rng)
         samples["srcc"].append(srcc(pred[idx], target[idx]))
         samples["krcc"].append(krcc(pred[idx], target[idx]))
         samples["plcc"].append(pearson(mapped[idx], target[idx]))
@@ -132,6 +157,7 @@ def paired_srcc_difference(
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    clusters: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """SRCC(pred) - SRCC(reference) on the same images, with a paired percentile bootstrap interval.
 
@@ -139,15 +165,17 @@ def paired_srcc_difference(
     difference: far narrower than comparing two separate intervals, which overlap even when one
     method wins on nearly every resample. `p_not_above` is the share of resamples where `pred` does
     not beat `reference` (a one-sided bootstrap p-value). Resamples where either SRCC is undefined (a
-    constant predictor) are left out of both. Images are resampled independently; on benchmarks with
-    several images per prompt this makes the interval somewhat optimistic.
+    constant predictor) are left out of both. Images are resampled independently, or with `clusters`
+    (the prompts) whole clusters (`Resampler`): on benchmarks with several images per prompt,
+    resampling images alone makes the interval optimistic.
     """
     pred, target = _as_pair(pred, target)
     reference, _ = _as_pair(reference, target)
     rng = np.random.default_rng(seed)
+    resample = Resampler(len(pred), clusters)
     deltas = []
     for _ in range(n_boot):
-        idx = rng.integers(0, len(pred), len(pred))
+        idx = resample(rng)
         deltas.append(srcc(pred[idx], target[idx]) - srcc(reference[idx], target[idx]))
     finite = np.asarray(deltas)[np.isfinite(deltas)]
     return {
