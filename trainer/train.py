@@ -247,7 +247,8 @@ def fit(config: TrainConfig, context: RunContext, resume: bool = False) -> Progr
             check_resume(checkpoint, config, saved_state)
             critic.load_weights(checkpoint / "critic")
             progress = Progress(saved_state["step"], saved_state["best_accuracy"], saved_state["best_step"])
-    if config.critic.reference_images and not critic.references:  # a resumed run keeps the ones it saved
+    # only the main worker saves checkpoints, so only it needs references; a resumed run keeps its own
+    if config.critic.reference_images and not critic.references and context.is_main:
         critic.set_references(draw_references(config.data.shards, config.critic.reference_images, config.seed))
     log = MetricsLog(output, progress.step) if context.is_main else None
     bar = tqdm(total=config.total_steps, initial=progress.step, disable=not (config.progress and context.is_main), desc="train", dynamic_ncols=True)
