@@ -68,6 +68,10 @@ def summarise(benchmark: Benchmark, name: str, predictions: dict[str, np.ndarray
     return rows
 
 
+def _share(value: float) -> str:
+    return f"{value:.0%}" if np.isfinite(value) else "—"
+
+
 def markdown(rows: list[dict], floor: dict[str, float]) -> str:
     lines = [
         "| checkpoint | dimension | members (SRCC) | member mean ± sd | ensemble | Δ vs Laplacian [95% CI], p | prompt share (human) |",
@@ -80,7 +84,7 @@ def markdown(rows: list[dict], floor: dict[str, float]) -> str:
         lines.append(
             f"| {row['checkpoint']} | {row['dimension']} | {members} | {spread} | **{row['ensemble']:.3f}** | "
             f"{v['delta']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}], {v['p_not_above']:.3f} | "
-            f"{row['prompt_share']:.0%} ({row['human_prompt_share']:.0%}) |"
+            f"{_share(row['prompt_share'])} ({_share(row['human_prompt_share'])}) |"
         )
     lines.append("")
     lines.append("Laplacian floor: " + ", ".join(f"{dim} {value:.3f}" for dim, value in floor.items()))
@@ -100,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     benchmark = load_benchmark(args.benchmark, args.root)
-    unit = bootstrap_unit(benchmark, args.bootstrap_unit == "prompt")
+    unit = bootstrap_unit(benchmark, args.bootstrap_unit)
     paths = [item.path for item in benchmark.items]
     floor = predict(make_baseline("laplacian"), paths, benchmark.prompts, args.batch_size)
     per_checkpoint = {}
@@ -115,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     floor_srcc = {dim.name: srcc(prediction_for(floor, dim), benchmark.mos(dim.name)) for dim in benchmark.dimensions}
     print(markdown(rows, floor_srcc) + f" (paired bootstrap over {unit}s)")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "floor": floor_srcc}, indent=1) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps({"rows": rows, "floor": floor_srcc, "bootstrap_unit": unit}, indent=1) + "\n", encoding="utf-8")
     return 0
 
 

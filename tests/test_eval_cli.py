@@ -65,10 +65,10 @@ def test_the_bootstrap_resamples_images_when_a_benchmark_has_no_prompts():
     from trainer.evaluate import bootstrap_clusters, bootstrap_unit
 
     benchmark = load_benchmark("agiqa3k", DEV)
-    assert bootstrap_unit(benchmark, by_prompt=True) == "prompt" and bootstrap_clusters(benchmark, "prompt") == benchmark.prompts
-    assert bootstrap_unit(benchmark, by_prompt=False) == "image" and bootstrap_clusters(benchmark, "image") is None
+    assert bootstrap_unit(benchmark, "prompt") == "prompt" and bootstrap_clusters(benchmark, "prompt") == benchmark.prompts
+    assert bootstrap_unit(benchmark, "image") == "image" and bootstrap_clusters(benchmark, "image") is None
     photos_only = replace(benchmark, items=tuple(replace(item, prompt="") for item in benchmark.items))  # as KonIQ-10k
-    assert bootstrap_unit(photos_only, by_prompt=True) == "image"
+    assert bootstrap_unit(photos_only, "prompt") == "image"
 
 
 def blurred(image: np.ndarray, severity: int) -> np.ndarray:

@@ -125,6 +125,11 @@ def test_resampling_prompts_widens_the_interval_of_a_predictor_that_only_knows_t
         Resampler(4, prompts[:3])
     paired = paired_srcc_difference(prompt_only, align, align, n_boot=100, clusters=prompts)
     assert paired["ci95"][1] < 0 and paired["p_not_above"] == 1.0  # the MOS itself ranks perfectly
+    # one prompt's images cannot be resampled by prompt: no interval rather than a falsely certain one
+    one = [i for i, p in enumerate(prompts) if p == prompts[0]]
+    single = paired_srcc_difference(prompt_only[one] + align[one], align[one] * 0.5, align[one], n_boot=50, clusters=[prompts[i] for i in one])
+    assert single["resamples"] == 0 and np.isnan(single["p_not_above"]) and all(np.isnan(single["ci95"]))
+    assert all(np.isnan(bootstrap_ci(align[one], align[one], n_boot=50, clusters=[prompts[i] for i in one])["srcc"]))
 
 
 def test_pairwise_accuracy_counts_ties_as_half():
@@ -145,3 +150,5 @@ def test_prompt_share_is_the_between_prompt_share_of_variance():
     assert prompt_share([1.0, 3.0, 3.0, 5.0], prompts) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="3 values but 4 prompts"):
         prompt_share([1.0, 2.0, 3.0], prompts)
+    assert np.isnan(prompt_share([1.0, 2.0], ["", ""]))  # no prompts (KonIQ-10k): no between-prompt share
+    assert np.isnan(prompt_share([1.0, 2.0], ["a", "a"]))

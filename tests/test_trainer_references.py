@@ -76,12 +76,17 @@ def test_reference_features_are_computed_once_while_scoring_and_again_after_trai
     critic.train()
     critic.score(IMAGES, PROMPTS, batch_size=4)
     assert calls.count(len(REFERENCES)) == 2
+    critic.eval()
     with torch.no_grad():
         for parameter in critic.head.parameters():
             parameter.add_(0.1)
-    critic.load_trained_weights(tmp_path / "ckpt")  # back to the saved weights: cached offsets would be stale
+    moved = critic.score(IMAGES, PROMPTS)  # fills the cache with the moved weights, and stays in eval mode
+    assert not torch.allclose(moved["alignment"], first["alignment"])
+    critic.load_trained_weights(tmp_path / "ckpt")  # back to the saved weights: the cached offsets are stale
     torch.testing.assert_close(critic.score(IMAGES, PROMPTS)["alignment"], first["alignment"])
-    assert calls.count(len(REFERENCES)) == 3
+    assert calls.count(len(REFERENCES)) == 4  # once more for the moved weights, once more after the reload
+    critic.to(torch.float64)
+    assert critic._reference_features is None  # a new dtype or device also forgets it
 
 
 def test_references_survive_a_round_trip_and_are_required(critic, tmp_path):

@@ -10,7 +10,7 @@ import torch
 from pairgen.config_base import ConfigError, validate_config
 from trainer.config import LossConfig, TrainConfig
 from trainer.data import PairBatch
-from trainer.losses import CROSSED, MEMBERS, RANKING_LOSSES, centre_text_pairs, text_pair_crossings
+from trainer.losses import CROSSED, MEMBERS, RANKING_LOSSES, centre_text_pairs, pairwise_loss, text_pair_crossings
 from trainer.synthetic import photo
 from trainer.train import score_pairs
 from test_trainer_references import raw, reference_critic
@@ -112,7 +112,7 @@ def test_centring_cancels_a_prompt_only_offset():
     def centred_diff(items: dict, crossed: dict) -> torch.Tensor:
         pos = {k: v[:batch] for k, v in items.items()}
         neg = {k: v[batch:] for k, v in items.items()}
-        pos, neg = centre_text_pairs(pos, neg, crossed, text_side, references)
+        pos, neg = centre_text_pairs(pos, neg, crossed, text_side)
         return torch.cat([(pos["alignment"] - neg["alignment"]).unsqueeze(-1), pos[MEMBERS][..., 1] - neg[MEMBERS][..., 1]], dim=-1)
 
     before = centred_diff(items, crossed)
@@ -122,15 +122,32 @@ def test_centring_cancels_a_prompt_only_offset():
     assert (raw_shift[text_side].abs() > 1e-3).all()  # the raw differences of those pairs did move
 
 
-def test_crossed_scores_carry_gradient_to_the_head(critic, batch):
-    """The offsets are not detached: the loss also teaches the head how other images fit the prompt."""
-    critic.zero_grad()
-    scores = critic(**batch.inputs, crossings=text_pair_crossings(batch.text_side, 2))
-    assert scores[CROSSED]["alignment"].shape == (len(TEXT_SIDE) * 2 * 2,)
-    scores[CROSSED]["alignment"].sum().backward()
-    grads = [p.grad for p in critic.head.parameters() if p.grad is not None]
-    assert grads and any(g.abs().sum() > 0 for g in grads)
-    critic.zero_grad()
+def test_the_offsets_keep_their_gradient():
+    """The loss also teaches how other images fit the prompt: its gradient reaches every crossed score
+    (ensemble mean and members), not only the pairs' own."""
+    generator = torch.Generator().manual_seed(1)
+    batch, references, members = 4, 2, 3
+    text_side = torch.tensor([True, False, True, False])
+    crossed_count = len(text_pair_crossings(text_side, references))
+    items = {"quality": torch.randn(2 * batch, generator=generator), "alignment": torch.randn(2 * batch, generator=generator),
+             MEMBERS: torch.randn(2 * batch, members, 2, generator=generator)}
+    crossed = {"alignment": torch.randn(crossed_count, generator=generator), MEMBERS: torch.randn(crossed_count, members, 2, generator=generator)}
+    for tensor in crossed.values():
+        tensor.requires_grad_(True)
+    pos, neg = ({k: v[:batch] for k, v in items.items()}, {k: v[batch:] for k, v in items.items()})
+    pos, neg = centre_text_pairs(pos, neg, crossed, text_side)
+    pairwise_loss(pos, neg, torch.tensor([1, 0, 1, 0]), LossConfig())["loss"].backward()
+    assert (crossed[MEMBERS].grad[..., 1] != 0).all()  # each member's loss reaches each of its offsets
+    assert (crossed[MEMBERS].grad[..., 0] == 0).all()  # quality is never centred
+
+
+def test_a_short_batch_crosses_each_pair_with_the_others_it_holds_never_itself():
+    """`heldout_batches` ends with a partial batch: with fewer pairs than `text_pair_references` + 1,
+    each text-side pair is centred on every other pair's image, and a single pair is not centred."""
+    crossings = text_pair_crossings(torch.tensor([True, True]), references=5)
+    assert crossings.tolist() == [[0, 1], [2, 1], [1, 0], [3, 0]]
+    with pytest.raises(ValueError, match="got a batch of 1"):
+        text_pair_crossings(torch.tensor([True]), references=5)
 
 
 def test_text_pair_references_must_fit_in_the_batch():
@@ -151,12 +168,13 @@ def test_a_head_sees_recombined_items_exactly_as_direct_ones(critic, batch):
     torch.testing.assert_close(out["quality"], direct["quality"], atol=1e-4, rtol=1e-4)
 
 
-def test_a_training_run_with_centred_text_pairs_trains_and_evaluates_on_them(tmp_path):
+def test_a_training_run_with_centred_text_pairs_trains_and_evaluates_on_them(tmp_path, monkeypatch):
     """End to end through the loader, the loop and held-out evaluation, on synthetic shards whose
     alignment pairs are all text-side prompt swaps."""
     import csv
     import math
 
+    from trainer import train as train_module
     from trainer.synthetic import write_synthetic_shards
     from trainer.train import train
 
@@ -168,7 +186,10 @@ def test_a_training_run_with_centred_text_pairs_trains_and_evaluates_on_them(tmp
         "loss": {"text_pair_references": 5},
         "output": str(tmp_path / "run"), "eval_every": 3, "checkpoint_every": 3, "progress": False,
     })
+    centred_batches = []
+    monkeypatch.setattr(train_module, "centre_text_pairs", lambda *args: centred_batches.append(args[-1]) or centre_text_pairs(*args))
     train(config)
+    assert sum(int(text_side.sum()) for text_side in centred_batches) > 6  # text-side pairs were centred, in training and held out
     with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 6

@@ -10,7 +10,7 @@ Pretrained backbone weights are loaded from where the config names them, so chec
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -85,11 +85,17 @@ class Critic(nn.Module):
         return next(self.head.parameters()).device
 
     def train(self, mode: bool = True) -> Critic:
-        """Entering training mode also forgets the cached reference features and offsets: weights may
-        change from here on. Eval mode keeps them, so scoring batch after batch computes them once."""
-        if mode:
+        """A change of mode also forgets the cached reference features and offsets (weights may have
+        changed in training); staying in eval mode keeps them, so scoring batch after batch computes
+        them once."""
+        if mode != self.training:
             self._forget_references_cache()
         return super().train(mode)
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> Critic:
+        """`to()`, `float()` and the like also drop the cache, which holds tensors of the old device/dtype."""
+        self._forget_references_cache()
+        return super()._apply(fn, recurse)
 
     def _forget_references_cache(self) -> None:
         self._reference_features = None

@@ -74,9 +74,10 @@ def bootstrap_clusters(part: Benchmark, unit: str) -> list[str] | None:
     return part.prompts if unit == "prompt" else None
 
 
-def bootstrap_unit(benchmark: Benchmark, by_prompt: bool) -> str:
-    """"prompt" when asked for and every image has a prompt (KonIQ-10k has none), else "image"."""
-    return "prompt" if by_prompt and all(benchmark.prompts) else "image"
+def bootstrap_unit(benchmark: Benchmark, requested: str) -> str:
+    """The unit to resample: "prompt" when requested and every image has a prompt (KonIQ-10k has
+    none), else "image"."""
+    return "prompt" if requested == "prompt" and all(benchmark.prompts) else "image"
 
 
 def dimension_result(pred: np.ndarray, mos: np.ndarray, part: Benchmark, n_boot: int, unit: str) -> dict[str, Any]:
@@ -432,7 +433,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     predictions = {m.name: method_predictions(m, benchmark, args.batch_size) for m in methods}
-    unit = bootstrap_unit(benchmark, args.bootstrap_unit == "prompt")
+    unit = bootstrap_unit(benchmark, args.bootstrap_unit)
     report: dict[str, Any] = {
         "benchmark": {
             "name": benchmark.name,

@@ -67,29 +67,33 @@ def pairwise_loss(pos: dict[str, Tensor], neg: dict[str, Tensor], aspect: Tensor
 
 
 def text_pair_crossings(text_side: Tensor, references: int) -> Tensor:
-    """[P * 2 * R, 2] (text item, image item) of a batch of B pairs (2B items, positives first): for each
-    of its P text-side pairs `i`, both prompts (items i and B + i) on the positive images of the R pairs
-    that follow it, cyclically. Those are other prompts' images (a batch holds sibling pairs of a prompt
-    rarely), so their mean estimates what the prompt alone scores."""
+    """[P * 2 * R', 2] (text item, image item) of a batch of B pairs (2B items, positives first): for
+    each of its P text-side pairs `i`, both prompts (items i and B + i) on the positive images of the
+    R' = min(references, B - 1) pairs that follow it, cyclically, so never on its own image (a short
+    last batch has fewer others). Those are other prompts' images (a batch holds sibling pairs of a
+    prompt rarely), so their mean estimates what the prompt alone scores."""
     batch = len(text_side)
+    count = min(references, batch - 1)
+    if count < 1:
+        raise ValueError(f"centring needs another pair in the batch to cross with, got a batch of {batch}")
     pairs = text_side.nonzero().squeeze(-1)
     texts = torch.stack([pairs, pairs + batch], dim=-1)  # [P, 2]
-    images = (pairs.unsqueeze(-1) + torch.arange(1, references + 1, device=pairs.device)) % batch  # [P, R]
-    return torch.stack([texts.repeat_interleave(references, dim=1), images.repeat(1, 2)], dim=-1).reshape(-1, 2)
+    images = (pairs.unsqueeze(-1) + torch.arange(1, count + 1, device=pairs.device)) % batch  # [P, R']
+    return torch.stack([texts.repeat_interleave(count, dim=1), images.repeat(1, 2)], dim=-1).reshape(-1, 2)
 
 
-def centre_text_pairs(
-    pos: dict[str, Tensor], neg: dict[str, Tensor], crossed: dict[str, Tensor], text_side: Tensor, references: int
-) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+def centre_text_pairs(pos: dict[str, Tensor], neg: dict[str, Tensor], crossed: dict[str, Tensor], text_side: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """`pos` and `neg` with each text-side pair's alignment (and every member's) minus its prompt's mean
-    over the crossed images of `text_pair_crossings`. The difference of a pair then no longer holds
-    what either prompt scores on any image, only how much better this image fits its own prompt.
-    The offsets keep their gradient: lowering the other images' fit to the prompt is part of the lesson."""
+    over the crossed images of `text_pair_crossings` (`crossed`: their scores, in that order). The
+    difference of a pair then no longer holds what either prompt scores on any image, only how much
+    better this image fits its own prompt. The offsets keep their gradient: lowering the other images'
+    fit to the prompt is part of the lesson."""
     pairs = text_side.nonzero().squeeze(-1)
+    count = len(crossed["alignment"]) // (2 * len(pairs))
     alignment = ASPECT_INDEX["alignment"]
 
     def shifted(scores: Tensor, crossed_scores: Tensor, side: int, where: tuple) -> Tensor:
-        offsets = crossed_scores.view(len(pairs), 2, references, *crossed_scores.shape[1:]).mean(2)[:, side]
+        offsets = crossed_scores.view(len(pairs), 2, count, *crossed_scores.shape[1:]).mean(2)[:, side]
         shift = torch.zeros_like(scores)
         shift[where] = offsets
         return scores - shift

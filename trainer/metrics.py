@@ -105,6 +105,12 @@ class Resampler:
             _, inverse = np.unique(np.asarray(clusters, dtype=object), return_inverse=True)
             self.members = [np.flatnonzero(inverse == c) for c in range(inverse.max() + 1)] if size else []
 
+    @property
+    def usable(self) -> bool:
+        """Whether resamples can vary: at least two images, and two clusters when resampling clusters
+        (one prompt's images would give a zero-width interval that looks falsely certain)."""
+        return self.size > 1 and (self.members is None or len(self.members) > 1)
+
     def __call__(self, rng: np.random.Generator) -> np.ndarray:
         if self.members is None:
             return rng.integers(0, self.size, self.size)
@@ -131,7 +137,7 @@ def bootstrap_ci(
     rng = np.random.default_rng(seed)
     resample = Resampler(len(pred), clusters)
     samples: dict[str, list[float]] = {name: [] for name in METRICS}
-    for _ in range(n_boot):
+    for _ in range(n_boot if resample.usable else 0):
         idx = resample(rng)
         samples["srcc"].append(srcc(pred[idx], target[idx]))
         samples["krcc"].append(krcc(pred[idx], target[idx]))
@@ -174,7 +180,7 @@ def paired_srcc_difference(
     rng = np.random.default_rng(seed)
     resample = Resampler(len(pred), clusters)
     deltas = []
-    for _ in range(n_boot):
+    for _ in range(n_boot if resample.usable else 0):
         idx = resample(rng)
         deltas.append(srcc(pred[idx], target[idx]) - srcc(reference[idx], target[idx]))
     finite = np.asarray(deltas)[np.isfinite(deltas)]
@@ -188,11 +194,14 @@ def paired_srcc_difference(
 
 def prompt_share(values: Sequence[float], prompts: Sequence[str]) -> float:
     """Share of the variance of `values` that lies between prompts (eta squared: the between-group sum
-    of squares over the total). For an alignment score, how much of it the prompt alone decides."""
+    of squares over the total). For an alignment score, how much of it the prompt alone decides. NaN
+    when some image has no prompt or all share one."""
     values = np.asarray(values, dtype=np.float64)
     if len(values) != len(prompts):
         raise ValueError(f"got {len(values)} values but {len(prompts)} prompts")
     _, inverse = np.unique(np.asarray(prompts, dtype=object), return_inverse=True)
+    if len(values) == 0 or inverse.max() < 1 or not all(prompts):
+        return float("nan")  # without prompts, or with a single one, there is no between-prompt share
     means = np.bincount(inverse, weights=values) / np.bincount(inverse)
     total = float(((values - values.mean()) ** 2).sum())
     return float(((means[inverse] - values.mean()) ** 2).sum() / total) if total > 0 else float("nan")

@@ -201,9 +201,9 @@ def evaluate(critic: Critic, batches: Any, config: TrainConfig, context: RunCont
 
 def score_pairs(model: torch.nn.Module, batch: PairBatch, config: TrainConfig) -> dict[str, Tensor]:
     """The ranking loss of a batch and its per-pair score differences (`diff`), text-side pairs centred
-    when `loss.text_pair_references` asks for it."""
-    references = config.loss.text_pair_references
-    crossings = text_pair_crossings(batch.text_side, references) if references and batch.text_side.any() else None
+    when `loss.text_pair_references` asks for it (a batch of one pair has nothing to centre on)."""
+    centre = config.loss.text_pair_references and len(batch) > 1 and batch.text_side.any()
+    crossings = text_pair_crossings(batch.text_side, config.loss.text_pair_references) if centre else None
     with torch.autocast(batch.aspect.device.type, dtype=torch.bfloat16, enabled=config.optim.precision == "bf16"):
         scores = model(**batch.inputs, crossings=crossings)
     crossed = scores.pop(CROSSED, None)
@@ -211,7 +211,7 @@ def score_pairs(model: torch.nn.Module, batch: PairBatch, config: TrainConfig) -
     pos = {k: v[:n].float() for k, v in scores.items()}
     neg = {k: v[n:].float() for k, v in scores.items()}
     if crossed is not None:
-        pos, neg = centre_text_pairs(pos, neg, {k: v.float() for k, v in crossed.items()}, batch.text_side, references)
+        pos, neg = centre_text_pairs(pos, neg, {k: v.float() for k, v in crossed.items()}, batch.text_side)
     return pairwise_loss(pos, neg, batch.aspect, config.loss)
 
 

@@ -33,7 +33,7 @@ class TokenFeatures:
     similarity: Tensor | None = None
     image_embedding: Tensor | None = None
     """[B, E] unit image embeddings in the shared space (`similarity` is their dot product with
-    `text_embedding`); set by dual towers so `cross` can recompute the similarity of new combinations."""
+    `text_embedding`); set by dual towers so `combine` can recompute the similarity of new combinations."""
     text_embedding: Tensor | None = None
 
     def cross(self, images: TokenFeatures, texts: Sequence[int]) -> TokenFeatures:
@@ -92,7 +92,7 @@ class Backbone(nn.Module, ABC):
     """Whether `forward` fills `TokenFeatures.similarity` (a head with `similarity: true` needs it)."""
     separable: ClassVar[bool] = False
     """Whether visual tokens are computed without the text (separate towers), so features of one
-    batch's images can be joined with another batch's texts (`TokenFeatures.cross`)."""
+    batch's images can be joined with another batch's texts (`TokenFeatures.combine`, `TokenFeatures.cross`)."""
 
     def prepare(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, Tensor]:
         return prepare_inputs(self.processor, images, prompts)
