@@ -26,7 +26,7 @@ from trainer.baselines import make_baseline
 from trainer.benchmarks import BENCHMARKS, TARGETS, Benchmark, load_benchmark
 from trainer.critic import Critic
 from trainer.evaluate import bootstrap_clusters, bootstrap_unit, prediction_for
-from trainer.losses import MEMBERS
+from trainer.losses import ASPECT_INDEX, MEMBERS
 from trainer.metrics import paired_srcc_difference, prompt_share, srcc, zscore
 from trainer.score import predict
 
@@ -43,7 +43,7 @@ class MemberScorer:
         out = self.critic.predict(images, prompts, centre=self.centre)
         scores = {aspect: out[aspect].numpy() for aspect in TARGETS}
         for k in range(out[MEMBERS].shape[1]):
-            for index, aspect in enumerate(TARGETS):
+            for aspect, index in ASPECT_INDEX.items():  # the members' last axis is in ASPECT_INDEX order
                 scores[f"member{k}.{aspect}"] = out[MEMBERS][:, k, index].numpy()
         return scores
 

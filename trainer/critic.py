@@ -25,14 +25,13 @@ from trainer.backbones.lora import load_adapters, save_adapters
 from trainer.config import CriticConfig
 from trainer.detail import DetailStatistics, WithDetail
 from trainer.heads import build_head
-from trainer.losses import ASPECT_INDEX, CROSSED, MEMBERS
+from trainer.losses import ALIGNMENT, CROSSED, MEMBERS
 
 CONFIG_NAME = "critic.json"
 WEIGHTS_NAME = "model.safetensors"
 ADAPTERS_DIR = "adapters"
 REFERENCES_NAME = "references.npz"
 OFFSET_CHUNK = 8  # prompts whose reference combinations go through the head at once (bounds memory)
-ALIGNMENT = ASPECT_INDEX["alignment"]
 
 
 class Critic(nn.Module):

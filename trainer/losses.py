@@ -23,6 +23,8 @@ ASPECT_INDEX = {"quality": 0, "alignment": 1}
 MEMBERS = "members"
 """Key of a head ensemble's per-member scores [B, K, 2] (last axis in `ASPECT_INDEX` order), given
 next to the mean scores; `pairwise_loss` ranks each member on its own."""
+ALIGNMENT = ASPECT_INDEX["alignment"]
+"""Index of the alignment score on the last axis of `MEMBERS`."""
 CROSSED = "crossed"
 """Key of the scores of recombined (text, image) items of a batch (`Critic.forward`'s `crossings`)."""
 RankingLoss = Callable[[Tensor, LossConfig], Tensor]
@@ -90,7 +92,6 @@ def centre_text_pairs(pos: dict[str, Tensor], neg: dict[str, Tensor], crossed: d
     fit to the prompt is part of the lesson."""
     pairs = text_side.nonzero().squeeze(-1)
     count = len(crossed["alignment"]) // (2 * len(pairs))
-    alignment = ASPECT_INDEX["alignment"]
 
     def shifted(scores: Tensor, crossed_scores: Tensor, side: int, where: tuple) -> Tensor:
         offsets = crossed_scores.view(len(pairs), 2, count, *crossed_scores.shape[1:]).mean(2)[:, side]
@@ -102,7 +103,7 @@ def centre_text_pairs(pos: dict[str, Tensor], neg: dict[str, Tensor], crossed: d
     for side, scores in enumerate((pos, neg)):
         scores = {**scores, "alignment": shifted(scores["alignment"], crossed["alignment"], side, (pairs,))}
         if MEMBERS in scores:
-            scores[MEMBERS] = shifted(scores[MEMBERS], crossed[MEMBERS][..., alignment], side, (pairs, slice(None), alignment))
+            scores[MEMBERS] = shifted(scores[MEMBERS], crossed[MEMBERS][..., ALIGNMENT], side, (pairs, slice(None), ALIGNMENT))
         centred.append(scores)
     return centred[0], centred[1]
 
