@@ -249,7 +249,9 @@ def test_scheduler_override_and_unknown_scheduler(tiny_dir):
 
 
 def test_registry_holds_every_kind_and_maps_severity_to_settings(sd):
-    assert set(GENERATION_NEGATIVES) == {"few_steps", "low_guidance", "over_guidance", "low_resolution_upscaled", "latent_noise", "sdedit"}
+    assert set(GENERATION_NEGATIVES) == {
+        "few_steps", "low_guidance", "low_guidance_alignment", "over_guidance", "low_resolution_upscaled", "latent_noise", "sdedit"
+    }
     positive = sd.resolve(GenerationRequest(prompt="a cat", prompt_id="cat", seed=3, steps=20, resolution=(512, 384)))
     image = np.zeros((384, 512, 3), np.uint8)
     made = {s: {k: sd.negative(k, positive, s, image=image) for k in GENERATION_NEGATIVES} for s in (1, 3, 5)}
@@ -260,12 +262,18 @@ def test_registry_holds_every_kind_and_maps_severity_to_settings(sd):
     steps = [made[s]["few_steps"].steps for s in (1, 3, 5)]
     assert steps == [10, 5, 2]
     assert [made[s]["low_guidance"].guidance for s in (1, 5)] == [pytest.approx(4.9), 1.0]
+    # the same weakened guidance, judged on alignment: guidance sets how closely the model follows the prompt
+    for severity, negatives in made.items():
+        assert negatives["low_guidance_alignment"].guidance == negatives["low_guidance"].guidance
+        aspects = {kind: negative.degradation["aspect"] for kind, negative in negatives.items()}
+        assert aspects == {kind: "alignment" if kind == "low_guidance_alignment" else "quality" for kind in GENERATION_NEGATIVES}
     assert [made[s]["over_guidance"].guidance for s in (1, 5)] == [15.0, 60.0]
     assert made[3]["low_resolution_upscaled"].resolution == (256, 192) and made[3]["low_resolution_upscaled"].upscale_to == (512, 384)
     assert [made[s]["latent_noise"].latent_noise for s in (1, 5)] == [0.1, 0.75]
     assert made[5]["sdedit"].strength == 0.9 and made[5]["sdedit"].init_image is image
-    with pytest.raises(NotApplicableError):
-        sd.negative("low_guidance", replace(positive, guidance=1.0), 3)
+    for kind in ("low_guidance", "low_guidance_alignment"):
+        with pytest.raises(NotApplicableError, match=f"{kind} needs a positive with guidance > 1, got 1.0"):
+            sd.negative(kind, replace(positive, guidance=1.0), 3)
     with pytest.raises(NotApplicableError):
         sd.negative("few_steps", replace(positive, steps=1), 3)
     with pytest.raises(ValueError, match="severity must be within 1..5"):

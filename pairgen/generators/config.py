@@ -29,13 +29,14 @@ class GenerationNegativesConfig(StrictModel):
     """
 
     kinds: list[str] = Field(
-        default=["few_steps", "low_guidance", "over_guidance", "low_resolution_upscaled", "latent_noise", "sdedit"],
+        default=["few_steps", "low_guidance", "low_guidance_alignment", "over_guidance", "low_resolution_upscaled", "latent_noise", "sdedit"],
         description="enabled kinds (names in GENERATION_NEGATIVES)",
     )
     step_fraction: PerSeverity = (0.5, 0.35, 0.25, 0.15, 0.08)
     """few_steps: fraction of the positive's steps (at least 1, always fewer than the positive)."""
     guidance_fraction: PerSeverity = (0.6, 0.45, 0.3, 0.15, 0.0)
-    """low_guidance: guidance becomes 1 + (g - 1) * fraction; 1.0 means no classifier-free guidance."""
+    """low_guidance and low_guidance_alignment: guidance becomes 1 + (g - 1) * fraction; 1.0 means no
+    classifier-free guidance."""
     guidance_factor: PerSeverity = (2.0, 3.0, 4.0, 6.0, 8.0)
     """over_guidance: guidance becomes max(g, 1) * factor."""
     resolution_fraction: PerSeverity = (0.75, 0.625, 0.5, 0.375, 0.25)

@@ -1,9 +1,11 @@
 """Generation-level negatives: the same model, prompt and seed as a positive, generated worse on purpose.
 
-These are the cheapest AIGC-specific quality negatives (family "generation", aspect "quality"): each
-kind maps a severity 1..5 to one setting (per-model values in `GenerationNegativesConfig`) and turns the
-positive's resolved request into the negative's request. Adding a kind is one class with `@register`.
-Image-side alignment negatives (a perturbed prompt, same model and seed) are `alignment_negative`.
+These are the cheapest AIGC-specific negatives (family "generation"): each kind maps a severity 1..5 to
+one setting (per-model values in `GenerationNegativesConfig`) and turns the positive's resolved request
+into the negative's request. Most are quality negatives; a kind whose knob weakens prompt adherence by
+construction sets `aspect = "alignment"` and its pairs are alignment pairs. Adding a kind is one class
+with `@register`. Image-side alignment negatives from a perturbed prompt (same model and seed) are
+`alignment_negative`.
 """
 
 from __future__ import annotations
@@ -88,8 +90,21 @@ class LowGuidance(GenerationNegative):
 
     def apply(self, positive, value, image):
         if positive.guidance <= 1.0:
-            raise NotApplicableError(f"low_guidance needs a positive with guidance > 1, got {positive.guidance}")
+            raise NotApplicableError(f"{self.kind} needs a positive with guidance > 1, got {positive.guidance}")
         return replace(positive, guidance=1.0 + (positive.guidance - 1.0) * value)
+
+
+@register
+class LowGuidanceAlignment(LowGuidance):
+    """Low guidance judged on alignment: classifier-free guidance is the knob that sets how closely a model
+    follows its prompt, so a weaker scale is a weaker match by construction (the AGIQA pool's `lowcorr`).
+
+    Generation-level pairs like this one carry almost all of the alignment signal on AGIQA-3K
+    (benchmarks/RESULTS.md, run 15). Same setting and image as `low_guidance`; only the aspect differs.
+    """
+
+    kind = "low_guidance_alignment"
+    aspect = "alignment"
 
 
 @register
