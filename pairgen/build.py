@@ -25,7 +25,7 @@ import numpy as np
 
 from pairgen.config import BuildConfig
 from pairgen.corruptions import CorruptionSpec, get_corruption, is_noop, make_quality_negative
-from pairgen.generators import GENERATION_NEGATIVES, GenerationRequest, Generator, GeneratorConfig, NotApplicableError, alignment_negative, derive_seed
+from pairgen.generators import GenerationRequest, Generator, GeneratorConfig, NotApplicableError, alignment_negative, derive_seed
 from pairgen.plan import NegativeSpec, ShardPlan, Unit
 from pairgen.records import PairRecord
 from pairgen.shards import ShardStats, encode_pair, write_shard
@@ -213,9 +213,10 @@ class ShardBuilder:
             neg, kind = generated[name], negative.spec["kind"]
             if is_noop(pos, neg.image, qa)[0]:
                 return f"noop:{kind}"
+            degradation = neg.provenance["degradation"]  # what the generator did, aspect included
             record = self._record(
-                unit, negative, pos, neg.image, aspect=GENERATION_NEGATIVES[kind].aspect, family="generation", corruption=kind,
-                severity=negative.spec["severity"], params=neg.provenance.get("degradation") or negative.spec,
+                unit, negative, pos, neg.image, aspect=degradation["aspect"], family="generation", corruption=kind,
+                severity=negative.spec["severity"], params=degradation,
                 generator=provenance, neg_generator=neg.provenance,
             )
             return record, neg.image

@@ -41,7 +41,8 @@ class PairsConfig(StrictModel):
     corruptions: int = Field(default=2, ge=0)
     """Conventional / AIGC-structure corruptions of the positive (mix in `corruptions`)."""
     generation: int = Field(default=1, ge=0)
-    """Generation-level negatives (same model, prompt and seed; generated positives only)."""
+    """Generation-level negatives (same model, prompt and seed; generated positives only). Quality pairs,
+    except for kinds registered with aspect "alignment" (e.g. `low_guidance_alignment`)."""
     samples_per_prompt: int = Field(default=1, ge=1)
     """Positive images per prompt and generator (different seeds)."""
     image_swaps: int = Field(default=0, ge=0)

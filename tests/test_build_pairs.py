@@ -410,9 +410,9 @@ def test_flux_generator_builds_pairs_in_process(tiny_pipelines, tmp_path):
     assert dropped > 0 and not any(p.record.corruption == "latent_noise" for p in pairs)
 
 
-def test_low_guidance_alignment_negatives_become_image_side_alignment_pairs(tiny_pipelines, tmp_path):
-    """A generation-level kind with `aspect = "alignment"` (low guidance, same prompt and seed) is written
-    as an alignment pair whose negative was generated at lower guidance, next to quality kinds."""
+def test_low_guidance_alignment_negatives_become_generation_alignment_pairs(tiny_pipelines, tmp_path):
+    """The opt-in generation-level kind with `aspect = "alignment"` (low guidance, same prompt and seed) is
+    written as an alignment pair whose negative was generated at lower guidance, next to quality kinds."""
     config = small_config(tiny_pipelines, tmp_path, photos=("chelsea",), prompts=4)
     config["generators"][0]["negatives"] = {"kinds": ["low_guidance_alignment", "few_steps"]}
     config["pairs"] = {"corruptions": 0, "generation": 4}
@@ -424,7 +424,7 @@ def test_low_guidance_alignment_negatives_become_image_side_alignment_pairs(tiny
     assert all(by_kind.values()) and sum(map(len, by_kind.values())) == len(generation)
     for pair in by_kind["low_guidance_alignment"]:
         record = pair.record
-        assert record.aspect == "alignment" and record.neg_prompt is None  # image-side: judged against the one prompt
+        assert record.aspect == "alignment"
         assert record.neg_generator["guidance"] < record.generator["guidance"] == 5.0
         assert record.params["aspect"] == "alignment" and not np.array_equal(pair.pos, pair.neg)
     assert {p.record.aspect for p in by_kind["few_steps"]} == {"quality"}

@@ -492,7 +492,7 @@ def test_flux_schnell_layout_uses_true_cfg(tmp_path):
 
     gen.guidance_mode = "none"  # a pipeline with neither a guidance input nor true CFG
     assert gen.provenance["guidance"] == 0.0 and gen.resolve(replace(positive, guidance=3.5)).guidance == 0.0
-    for kind in ("low_guidance", "over_guidance"):
+    for kind in ("low_guidance", "low_guidance_alignment", "over_guidance"):
         with pytest.raises(NotApplicableError, match="ignores guidance"):
             gen.negative(kind, positive, 3)
 

@@ -16,7 +16,7 @@ from trainer.backbones import get_backbone
 from trainer.config import DataConfig
 from pairgen.records import PairRecord
 from trainer.data import DatasetError, ErrorPolicy, PairBatcher, heldout_batches, is_heldout, train_batches
-from trainer.instructions import export_jsonl, iter_conversations
+from trainer.instructions import conversations_for_pair, export_jsonl, iter_conversations
 from trainer.synthetic import synthetic_pair, write_synthetic_shards
 
 
@@ -159,3 +159,20 @@ def test_conversations_and_llava_jsonl_export(tmp_path, shards):
         assert human["from"] == "human" and gpt["from"] == "gpt"
         assert human["value"].count("<image>") == len(row["image"]) >= 1
         assert all((tmp_path / "export" / p).is_file() for p in row["image"])
+
+
+def test_generation_level_alignment_negatives_are_not_called_mismatches(shards):
+    """A low-guidance or older-model image was rendered from the same prompt: the pairwise question ranks
+    it below its positive, but no single-image conversation answers that it does not match its prompt."""
+    import dataclasses
+    import random
+
+    swap = next(p for p in iter_pairs(shards) if p.record.aspect == "alignment")
+    generation = dataclasses.replace(
+        swap, record=dataclasses.replace(swap.record, family="generation", corruption="low_guidance_alignment", neg_prompt=None)
+    )
+    rng = random.Random(0)
+    shown = {family: {conversations_for_pair(pair, rng)[1].image_names[0] for _ in range(20)} for family, pair in (("prompt", swap), ("generation", generation))}
+    assert shown == {"prompt": {"pos", "neg"}, "generation": {"pos"}}
+    pairwise = conversations_for_pair(generation, rng)[0]  # both images, ranked on the one prompt
+    assert sorted(pairwise.image_names) == ["neg", "pos"] and swap.record.prompt in pairwise.question

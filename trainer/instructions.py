@@ -89,7 +89,9 @@ def conversations_for_pair(pair, rng: random.Random) -> list[Conversation]:
         question = rng.choice(PAIRWISE[aspect]).format(prompt=record.prompt)
         answer = answers[order.index("pos")]
         out.append(Conversation(f"{key}-pair", [images[n] for n in order], order, question, answer))
-    which = rng.choice(["pos", "neg"])
+    # A generation-level alignment negative (lower guidance, an older model) was rendered from the same
+    # prompt: worse than its positive, not a mismatch on its own, so only the positive gets asked about.
+    which = rng.choice(["pos"] if aspect == "alignment" and record.family == "generation" else ["pos", "neg"])
     question, good, bad = rng.choice(SINGLE[aspect])
     prompt = record.neg_text if which == "neg" else record.prompt
     out.append(

@@ -29,8 +29,8 @@ class GenerationNegativesConfig(StrictModel):
     """
 
     kinds: list[str] = Field(
-        default=["few_steps", "low_guidance", "low_guidance_alignment", "over_guidance", "low_resolution_upscaled", "latent_noise", "sdedit"],
-        description="enabled kinds (names in GENERATION_NEGATIVES)",
+        default=["few_steps", "low_guidance", "over_guidance", "low_resolution_upscaled", "latent_noise", "sdedit"],
+        description="enabled kinds (names in GENERATION_NEGATIVES; low_guidance_alignment is opt-in)",
     )
     step_fraction: PerSeverity = (0.5, 0.35, 0.25, 0.15, 0.08)
     """few_steps: fraction of the positive's steps (at least 1, always fewer than the positive)."""

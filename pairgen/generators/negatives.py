@@ -99,8 +99,10 @@ class LowGuidanceAlignment(LowGuidance):
     """Low guidance judged on alignment: classifier-free guidance is the knob that sets how closely a model
     follows its prompt, so a weaker scale is a weaker match by construction (the AGIQA pool's `lowcorr`).
 
-    Generation-level pairs like this one carry almost all of the alignment signal on AGIQA-3K
-    (benchmarks/RESULTS.md, run 15). Same setting and image as `low_guidance`; only the aspect differs.
+    Removing the AGIQA pool's natural alignment pairs (low guidance and model era) halved the offline
+    critic's alignment SRCC (benchmarks/RESULTS.md, run 15); this kind makes the low-guidance part with a
+    generator. Same setting (`guidance_fraction`) and image as `low_guidance`; only the aspect differs.
+    Opt-in per generator (`negatives.kinds`).
     """
 
     kind = "low_guidance_alignment"
