@@ -25,7 +25,7 @@ import numpy as np
 from trainer.baselines import make_baseline
 from trainer.benchmarks import BENCHMARKS, TARGETS, Benchmark, load_benchmark
 from trainer.critic import Critic
-from trainer.evaluate import bootstrap_clusters, bootstrap_unit, prediction_for
+from trainer.evaluate import BOOTSTRAP_UNITS, bootstrap_clusters, bootstrap_unit, prediction_for
 from trainer.losses import ASPECT_INDEX, MEMBERS
 from trainer.metrics import paired_srcc_difference, prompt_share, srcc, zscore
 from trainer.score import predict
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS))
     parser.add_argument("--root", required=True)
     parser.add_argument("--bootstrap", type=int, default=1000)
-    parser.add_argument("--bootstrap-unit", choices=("prompt", "image"), default="prompt", help="as in trainer.evaluate")
+    parser.add_argument("--bootstrap-unit", choices=BOOTSTRAP_UNITS, default=BOOTSTRAP_UNITS[0], help="as in trainer.evaluate")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--uncentred", action="store_true", help="score a centred critic's raw alignment (no reference images)")
     parser.add_argument("--json", type=Path, help="also write the rows here")

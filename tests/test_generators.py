@@ -263,7 +263,7 @@ def test_registry_holds_every_kind_and_maps_severity_to_settings(sd):
     assert steps == [10, 5, 2]
     assert [made[s]["low_guidance"].guidance for s in (1, 5)] == [pytest.approx(4.9), 1.0]
     # the same weakened guidance, judged on alignment: guidance sets how closely the model follows the prompt
-    for severity, negatives in made.items():
+    for negatives in made.values():
         assert negatives["low_guidance_alignment"].guidance == negatives["low_guidance"].guidance
         aspects = {kind: negative.degradation["aspect"] for kind, negative in negatives.items()}
         assert aspects == {kind: "alignment" if kind == "low_guidance_alignment" else "quality" for kind in GENERATION_NEGATIVES}

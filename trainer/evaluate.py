@@ -32,6 +32,8 @@ from trainer.score import Scorer, UsageError, load_critic, parse_options, predic
 DEFAULT_BASELINES = ("laplacian", "brisque", "cosine")
 DEFAULT_REFERENCE = "laplacian"
 MIN_GROUP_SIZE = 5  # correlations on fewer images say nothing
+BOOTSTRAP_UNITS = ("prompt", "image")
+"""What `--bootstrap-unit` can resample (`bootstrap_unit`, `bootstrap_clusters`); the first is the default."""
 
 
 @dataclass
@@ -411,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="out/eval", help="report folder")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
     parser.add_argument(
-        "--bootstrap-unit", choices=("prompt", "image"), default="prompt",
+        "--bootstrap-unit", choices=BOOTSTRAP_UNITS, default=BOOTSTRAP_UNITS[0],
         help="resample whole prompts (default; images when the benchmark has none) or single images",
     )
     parser.add_argument("--reference", help=f"method every other is compared with, paired (default: {DEFAULT_REFERENCE}, the sharpness floor, when evaluated)")
